@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef P11E_ERR_H
+#define P11E_ERR_H
+
+/*
+ * The single error type of p11enroll.  Values cross the agent socket and
+ * appear in doc/errors.md: append only, never renumber, never reuse.
+ * Only conditions a user can act on get a value of their own; bugs are
+ * preconditions (see p11e_return_val_if_fail in log.h).
+ */
+enum p11e_err {
+	P11E_OK = 0,
+	P11E_ERR_NOMEM = 1,
+	P11E_ERR_SYSTEM = 2,
+	P11E_ERR_IO = 3,
+	P11E_ERR_CONFIG = 4,
+	P11E_ERR_PARSE = 5,
+	P11E_ERR_TOO_LARGE = 6,
+	P11E_ERR_RANGE = 7,
+	P11E_ERR_AGENT_UNREACHABLE = 8,
+	P11E_ERR_AGENT_RUNNING = 9,
+	P11E_ERR_PEER_REFUSED = 10,
+	P11E_ERR_PROTOCOL = 11,
+	P11E_ERR_UNKNOWN_METHOD = 12,
+	P11E_ERR_INVALID_PARAMETER = 13,
+	P11E_ERR_NO_RUNTIME_DIR = 14,
+	P11E_ERR_UNSAFE_PATH = 15,
+	P11E_ERR_CONNECTION_CLOSED = 16,
+	P11E_ERR_TIMEOUT = 17,
+};
+
+/* The highest value in use; tests walk 0..P11E_ERR_LAST. */
+#define P11E_ERR_LAST P11E_ERR_TIMEOUT
+
+/*
+ * Returns a static, human readable sentence for err (English; never NULL).
+ * Unknown values (from a newer agent) give a generic text.
+ */
+const char *p11e_strerror(enum p11e_err err);
+
+/*
+ * Returns the stable name of err as used on the wire and in doc/errors.md,
+ * e.g. "AgentUnreachable".  Static; NULL for values this build does not know.
+ */
+const char *p11e_err_name(enum p11e_err err);
+
+/*
+ * Looks a wire name up; returns P11E_OK and sets *err on success,
+ * P11E_ERR_PARSE for a name this build does not know (*err untouched).
+ */
+enum p11e_err p11e_err_from_name(const char *name, enum p11e_err *err);
+
+#endif /* P11E_ERR_H */

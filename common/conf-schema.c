@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <stddef.h>
+
+#include "common/conf.h"
+
+/*
+ * The keys of p11enrolld and p11enroll.  Documented in
+ * doc/p11enroll.conf.5: change both together.  Defaults live with the
+ * code that reads a key (the getters take them).  No key may ever hold a
+ * PIN, password or other secret.
+ */
+const struct p11e_conf_key p11e_agent_schema[] = {
+	{ "agent", "state-dir", P11E_CONF_PATH, 0, 0, NULL,
+	    "directory for the agent's journal and state" },
+	{ "agent", "log-level", P11E_CONF_ENUM, 0, 0,
+	    "error|info|verbose|debug", "how much the agent logs" },
+	{ "cli", "autostart", P11E_CONF_BOOL, 0, 0, NULL,
+	    "start the agent when it is not running (default yes)" },
+	{ "service *", "url", P11E_CONF_URL, 0, 0, NULL,
+	    "base URL of the enrollment service (https only)" },
+	{ "service *", "server-pin", P11E_CONF_PIN_SHA256, 0, 0, NULL,
+	    "pin of the server's public key: sha256//BASE64" },
+	{ "service *", "ca-file", P11E_CONF_PATH, 0, 0, NULL,
+	    "CA certificates (PEM) that verify the server" },
+	{ "service *", "proxy", P11E_CONF_STRING, 0, 0, NULL,
+	    "HTTP proxy for this service, as curl takes it" },
+	{ "service *", "token", P11E_CONF_STRING, 0, 0,
+	    "pkcs11:", "PKCS#11 URI of the token that holds the key" },
+	{ NULL, NULL, P11E_CONF_STRING, 0, 0, NULL, NULL },
+};

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef P11E_AGENT_H
+#define P11E_AGENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+struct p11e_conf;
+
+/* What the agent knows about itself; one per process. */
+struct p11e_agent {
+	char socket_path[108]; /* sun_path */
+	char runtime_dir[4096]; /* $XDG_RUNTIME_DIR/p11enroll */
+	char state_dir[4096];
+	char conf_path[4096]; /* main configuration file */
+	struct p11e_conf *conf; /* owned; NULL when no file was read */
+	time_t started;
+	int stop; /* set by a signal or Shutdown */
+};
+
+/*
+ * Handles one request frame (len bytes, no NUL) and appends exactly one
+ * reply frame (with its NUL) to reply, which must be empty.  Never fails to answer: a bad
+ * request gets an error reply.  Returns the error carried by the reply
+ * (P11E_OK for a successful call).  No socket involved, so it can be
+ * fuzzed directly.
+ */
+enum p11e_err p11e_agent_dispatch(struct p11e_agent *agent,
+    const unsigned char *req, size_t len, struct p11e_buf *reply);
+
+/*
+ * Disables core dumps (RLIMIT_CORE 0) and makes the process non-dumpable,
+ * which also keeps other processes of the same user from ptrace()ing it
+ * or reading its memory through /proc.  Logs and returns
+ * P11E_ERR_SYSTEM if either fails.
+ */
+enum p11e_err p11e_agent_harden(void);
+
+/*
+ * Binds the socket, serves connections until agent->stop is set, then
+ * removes the socket.  Peers whose uid is not ours are refused with a
+ * PeerRefused error frame and a logged reason.
+ */
+enum p11e_err p11e_agent_serve(struct p11e_agent *agent);
+
+#endif /* P11E_AGENT_H */

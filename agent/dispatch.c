@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "agent/agent.h"
+#include "common/conf.h"
+#include "common/ipc.h"
+#include "common/log.h"
+
+typedef enum p11e_err (*method_fn)(struct p11e_agent *agent, json_t *params,
+    json_t **result, const char **detail);
+
+static void
+add_service(void *data, const char *name)
+{
+	(void)json_array_append_new(data, json_string(name));
+}
+
+/* GetInfo: who the agent is and what it was configured with. */
+static enum p11e_err
+get_info(struct p11e_agent *agent, json_t *params, json_t **result,
+    const char **detail)
+{
+	json_t *services;
+
+	if (json_object_size(params) != 0) {
+		*detail = "GetInfo takes no parameters";
+		return P11E_ERR_INVALID_PARAMETER;
+	}
+	services = json_array();
+	if (services == NULL)
+		return P11E_ERR_NOMEM;
+	if (agent->conf != NULL &&
+	    p11e_conf_sections(agent->conf, "service", add_service, services) !=
+		json_array_size(services)) {
+		json_decref(services);
+		return P11E_ERR_NOMEM;
+	}
+	*result = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:o}",
+	    "version", PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uid",
+	    (json_int_t)geteuid(), "socket", agent->socket_path, "state_dir",
+	    agent->state_dir, "config", agent->conf_path, "started",
+	    (json_int_t)agent->started, "services", services);
+	return *result ? P11E_OK : P11E_ERR_NOMEM;
+}
+
+static const struct {
+	const char *name;
+	method_fn fn;
+} methods[] = {
+	{ "GetInfo", get_info },
+};
+
+static enum p11e_err
+call(
+    struct p11e_agent *agent, json_t *req, json_t **result, const char **detail)
+{
+	json_t *method, *params, *empty = NULL;
+	enum p11e_err err = P11E_ERR_UNKNOWN_METHOD;
+	const char *name;
+	size_t i;
+
+	method = json_object_get(req, "method");
+	params = json_object_get(req, "parameters");
+	if (!json_is_string(method)) {
+		*detail = "a call needs a \"method\" string";
+		return P11E_ERR_PROTOCOL;
+	}
+	if (params != NULL && !json_is_object(params)) {
+		*detail = "\"parameters\" must be an object";
+		return P11E_ERR_PROTOCOL;
+	}
+	if (params == NULL && (params = empty = json_object()) == NULL)
+		return P11E_ERR_NOMEM;
+	name = json_string_value(method);
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (strcmp(methods[i].name, name) == 0) {
+			p11e_debug(P11E_DEBUG_IPC, "call %s", name);
+			err = methods[i].fn(agent, params, result, detail);
+			break;
+		}
+	}
+	json_decref(empty);
+	return err;
+}
+
+enum p11e_err
+p11e_agent_dispatch(struct p11e_agent *agent, const unsigned char *req,
+    size_t len, struct p11e_buf *reply)
+{
+	const char *detail = NULL;
+	json_t *msg = NULL, *result = NULL, *out = NULL;
+	enum p11e_err err, rerr;
+
+	if ((err = p11e_ipc_decode(req, len, &msg)) != P11E_OK)
+		detail = "a message must be one JSON object";
+	else
+		err = call(agent, msg, &result, &detail);
+	if (err == P11E_OK)
+		out = p11e_ipc_reply_new(result);
+	else
+		out = p11e_ipc_error_new(err, detail);
+	result = NULL; /* transferred */
+	if (out == NULL || (rerr = p11e_ipc_encode(out, reply)) != P11E_OK) {
+		/* the smallest reply that needs no allocation */
+		static const char nomem[] = "{\"error\":\"NoMemory\","
+					    "\"parameters\":{\"code\":1}}";
+
+		p11e_buf_reset(reply);
+		(void)p11e_buf_append(reply, nomem, sizeof(nomem));
+		err = P11E_ERR_NOMEM;
+	}
+	json_decref(out);
+	json_decref(result);
+	json_decref(msg);
+	return err;
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "common/crashpoint.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/secret.h"
+
+/*
+ * One poll() loop serves every connection: nothing blocks on a slow
+ * client, and the agent sleeps while there is nothing to do.
+ */
+
+#define MAX_CLIENTS 32
+
+struct client {
+	int fd;
+	pid_t pid;
+	struct p11e_buf in;
+	struct p11e_buf out;
+	int closing; /* close once out is sent */
+};
+
+static struct client clients[MAX_CLIENTS];
+
+static void
+client_close(struct client *c)
+{
+	if (c->fd < 0)
+		return;
+	close(c->fd);
+	c->fd = -1;
+	p11e_buf_clear(&c->in);
+	p11e_buf_clear(&c->out);
+}
+
+/* Discards whatever input is waiting on the non-blocking fd. */
+static void
+drain(int fd)
+{
+	unsigned char junk[4096];
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+			break;
+	}
+}
+
+static int
+listen_socket(struct p11e_agent *agent)
+{
+	struct sockaddr_un sa;
+	mode_t old;
+	int fd, rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(agent->socket_path) >= sizeof(sa.sun_path)) {
+		p11e_error("socket path too long: %s", agent->socket_path);
+		return -1;
+	}
+	memcpy(sa.sun_path, agent->socket_path, strlen(agent->socket_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		p11e_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	/* The lock is held: a socket left here is stale. */
+	(void)unlink(agent->socket_path);
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0 || chmod(agent->socket_path, 0600) != 0 ||
+	    listen(fd, 16) != 0) {
+		p11e_error("cannot listen on %s: %s", agent->socket_path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+refuse(int fd, const struct ucred *cred)
+{
+	json_t *msg;
+
+	p11e_error("refused connection from uid %u (pid %d): "
+		   "not the agent's user (uid %u)",
+	    (unsigned int)cred->uid, (int)cred->pid, (unsigned int)geteuid());
+	msg = p11e_ipc_error_new(P11E_ERR_PEER_REFUSED, NULL);
+	if (msg != NULL)
+		(void)p11e_ipc_send(fd, msg);
+	json_decref(msg);
+	/*
+	 * Unread input makes close() reset the connection, which can hide
+	 * the error from the peer: drop what already arrived, unread.
+	 */
+	(void)shutdown(fd, SHUT_WR);
+	drain(fd);
+	close(fd);
+}
+
+static void
+accept_client(int lfd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd, i;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			p11e_error("accept: %s", strerror(errno));
+		return;
+	}
+	/* credentials as of connect(): the peer cannot change them later */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		p11e_error("SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	if (cred.uid != geteuid()) {
+		refuse(fd, &cred);
+		return;
+	}
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].fd < 0)
+			break;
+	}
+	if (i == MAX_CLIENTS) {
+		p11e_error("refused connection from pid %d: %d connections "
+			   "open",
+		    (int)cred.pid, MAX_CLIENTS);
+		close(fd);
+		return;
+	}
+	clients[i].fd = fd;
+	clients[i].pid = cred.pid;
+	clients[i].closing = 0;
+	p11e_buf_init_wiped(&clients[i].in, P11E_IPC_MAX_FRAME);
+	p11e_buf_init_wiped(&clients[i].out, 4 * P11E_IPC_MAX_FRAME);
+	p11e_debug(P11E_DEBUG_IPC, "connection from pid %d", (int)cred.pid);
+}
+
+/* Answers every complete frame in c->in. */
+static void
+handle_frames(struct p11e_agent *agent, struct client *c)
+{
+	struct p11e_buf reply;
+	unsigned char *nul;
+	size_t flen;
+
+	while (!c->closing && c->in.len > 0 &&
+	    (nul = memchr(c->in.data, '\0', c->in.len)) != NULL) {
+		flen = (size_t)(nul - c->in.data);
+		p11e_buf_init_wiped(&reply, P11E_IPC_MAX_FRAME);
+		(void)p11e_agent_dispatch(agent, c->in.data, flen, &reply);
+		p11e_buf_consume(&c->in, flen + 1);
+		p11e_crashpoint("agent-before-reply");
+		if (p11e_buf_append(&c->out, reply.data, reply.len) !=
+		    P11E_OK) {
+			p11e_error("pid %d does not read its replies: closing",
+			    (int)c->pid);
+			c->closing = 1;
+		}
+		p11e_buf_clear(&reply);
+	}
+	if (!c->closing && c->in.len >= P11E_IPC_MAX_FRAME) {
+		json_t *msg = p11e_ipc_error_new(
+		    P11E_ERR_TOO_LARGE, "message larger than the frame limit");
+
+		p11e_error("pid %d sent a message over %d bytes: closing",
+		    (int)c->pid, P11E_IPC_MAX_FRAME);
+		p11e_buf_reset(&c->out);
+		if (msg != NULL)
+			(void)p11e_ipc_encode(msg, &c->out);
+		json_decref(msg);
+		c->closing = 1;
+	}
+}
+
+static void
+client_read(struct p11e_agent *agent, struct client *c)
+{
+	unsigned char chunk[4096];
+	size_t room = P11E_IPC_MAX_FRAME - c->in.len;
+	ssize_t n;
+
+	n = recv(c->fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		client_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* the peer is done sending: answer what it sent, then close */
+		c->closing = 1;
+		if (c->out.len == 0)
+			client_close(c);
+		return;
+	}
+	(void)p11e_buf_append(&c->in, chunk, (size_t)n);
+	p11e_wipe(chunk, (size_t)n);
+	handle_frames(agent, c);
+}
+
+static void
+client_write(struct client *c)
+{
+	ssize_t n;
+
+	n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		client_close(c);
+		return;
+	}
+	p11e_buf_consume(&c->out, (size_t)n);
+	if (c->out.len == 0 && c->closing) {
+		/* unread input would turn the close into a reset */
+		(void)shutdown(c->fd, SHUT_WR);
+		drain(c->fd);
+		client_close(c);
+	}
+}
+
+static int
+signal_fd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+enum p11e_err
+p11e_agent_serve(struct p11e_agent *agent)
+{
+	struct pollfd pfd[2 + MAX_CLIENTS];
+	struct signalfd_siginfo si;
+	int lfd, sfd, i, n;
+	enum p11e_err err = P11E_OK;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		clients[i].fd = -1;
+	if ((sfd = signal_fd()) < 0) {
+		p11e_error("signalfd: %s", strerror(errno));
+		return P11E_ERR_SYSTEM;
+	}
+	if ((lfd = listen_socket(agent)) < 0) {
+		close(sfd);
+		return P11E_ERR_SYSTEM;
+	}
+	p11e_info("listening on %s", agent->socket_path);
+	while (!agent->stop) {
+		pfd[0].fd = lfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = sfd;
+		pfd[1].events = POLLIN;
+		for (i = 0; i < MAX_CLIENTS; i++) {
+			pfd[2 + i].fd = clients[i].fd;
+			pfd[2 + i].events = (clients[i].closing ? 0 : POLLIN) |
+			    (clients[i].out.len ? POLLOUT : 0);
+		}
+		/* no timeout: only a connection or a signal wakes us */
+		n = poll(pfd, 2 + MAX_CLIENTS, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			p11e_error("poll: %s", strerror(errno));
+			err = P11E_ERR_SYSTEM;
+			break;
+		}
+		if (pfd[1].revents & POLLIN) {
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				p11e_info("signal %u: stopping", si.ssi_signo);
+				agent->stop = 1;
+			}
+		}
+		for (i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &clients[i];
+			short re = pfd[2 + i].revents;
+
+			if (c->fd < 0 || re == 0)
+				continue;
+			if (re & POLLIN)
+				client_read(agent, c);
+			if (c->fd >= 0 && (re & POLLOUT))
+				client_write(c);
+			if (c->fd >= 0 && (re & (POLLHUP | POLLERR)) &&
+			    !(re & POLLIN))
+				client_close(c);
+		}
+		if (pfd[0].revents & POLLIN)
+			accept_client(lfd);
+	}
+	for (i = 0; i < MAX_CLIENTS; i++)
+		client_close(&clients[i]);
+	close(lfd);
+	close(sfd);
+	(void)unlink(agent->socket_path);
+	return err;
+}

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "common/conf.h"
+#include "common/ipc.h"
+#include "common/log.h"
+
+struct command {
+	const char *name;
+	int (*fn)(struct p11e_cli *cli, int argc, char **argv);
+	const char *help;
+};
+
+static int cmd_status(struct p11e_cli *cli, int argc, char **argv);
+static int cmd_config(struct p11e_cli *cli, int argc, char **argv);
+static int cmd_help(struct p11e_cli *cli, int argc, char **argv);
+
+static const struct command commands[] = {
+	{ "status", cmd_status,
+	    "show the agent and what it is configured with" },
+	{ "config", cmd_config, "config check: validate the configuration" },
+	{ "help", cmd_help, "show this help" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+	    "Usage: p11enroll [OPTION]... COMMAND [ARG]...\n"
+	    "Enroll and renew certificates whose keys stay on a PKCS#11 "
+	    "token.\n\n"
+	    "Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f,
+	    "\nOptions:\n"
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "      --json         machine-readable output\n"
+	    "      --no-autostart do not start the agent when it is not "
+	    "running\n"
+	    "  -v, --verbose      say more\n"
+	    "  -h, --help         show this help and exit\n"
+	    "  -V, --version      show the versions of this command and of "
+	    "the running agent\n"
+	    "\n"
+	    "Commands talk to the agent, p11enrolld, over "
+	    "$XDG_RUNTIME_DIR/p11enroll/agent.sock\n"
+	    "and start it when it is not running (unless --no-autostart or "
+	    "'autostart = no'\n"
+	    "in [cli]).  Exit status: 0 success, 1 failure, 2 usage error.\n",
+	    p11e_conf_default_path());
+}
+
+static void
+fail(enum p11e_err err, const char *detail)
+{
+	if (detail != NULL && strcmp(detail, p11e_strerror(err)) != 0)
+		p11e_error("%s: %s", p11e_strerror(err), detail);
+	else
+		p11e_error("%s", p11e_strerror(err));
+}
+
+/* Connects and makes one call; prints the error and returns it. */
+static enum p11e_err
+call_agent(
+    struct p11e_cli *cli, const char *method, json_t *params, json_t **result)
+{
+	const char *detail = NULL;
+	enum p11e_err err;
+	int fd;
+
+	*result = NULL;
+	if ((err = p11e_cli_connect(cli, &fd)) != P11E_OK) {
+		json_decref(params);
+		return err;
+	}
+	err = p11e_cli_call(fd, method, params, result, &detail);
+	close(fd);
+	if (err != P11E_OK)
+		fail(err, detail);
+	return err;
+}
+
+static void
+print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+}
+
+static const char *
+str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : "?";
+}
+
+static int
+cmd_status(struct p11e_cli *cli, int argc, char **argv)
+{
+	json_t *info, *services, *v;
+	char when[64] = "?";
+	time_t started;
+	struct tm tm;
+	size_t i;
+
+	(void)argv;
+	if (argc > 1) {
+		p11e_error("status takes no arguments");
+		return P11E_EXIT_USAGE;
+	}
+	if (call_agent(cli, "GetInfo", NULL, &info) != P11E_OK)
+		return P11E_EXIT_FAILURE;
+	if (cli->json) {
+		json_t *out = json_pack("{s:O}", "agent", info);
+
+		print_json(out);
+		json_decref(out);
+		json_decref(info);
+		return P11E_EXIT_OK;
+	}
+	started = (time_t)json_integer_value(json_object_get(info, "started"));
+	if (gmtime_r(&started, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("agent:    running, version %s, pid %" JSON_INTEGER_FORMAT
+	       ", since %s\n",
+	    str(info, "version"),
+	    json_integer_value(json_object_get(info, "pid")), when);
+	printf("socket:   %s\n", str(info, "socket"));
+	printf("state:    %s\n", str(info, "state_dir"));
+	printf("config:   %s\n", str(info, "config"));
+	services = json_object_get(info, "services");
+	if (json_array_size(services) == 0) {
+		printf("services: none configured\n");
+	} else {
+		printf("services:");
+		json_array_foreach(services, i, v)
+		    printf("%s %s", i ? "," : "", json_string_value(v));
+		printf("\n");
+	}
+	json_decref(info);
+	return P11E_EXIT_OK;
+}
+
+struct check {
+	const struct p11e_conf *conf;
+	unsigned int problems;
+};
+
+static void
+count_problem(void *data, const char *file, unsigned int line, const char *msg)
+{
+	struct check *c = data;
+
+	c->problems++;
+	if (line > 0)
+		printf("%s:%u: %s\n", file, line, msg);
+	else
+		printf("%s: %s\n", file, msg);
+}
+
+static void
+show_section(const struct p11e_conf *conf, const char *kind, const char *name)
+{
+	const struct p11e_conf_key *k;
+	char section[128];
+	unsigned int line;
+	const char *v, *file;
+
+	snprintf(section, sizeof(section), "%s%s%s", kind, name ? " " : "",
+	    name ? name : "");
+	for (k = p11e_agent_schema; k->section != NULL; k++) {
+		if (strncmp(k->section, kind, strlen(kind)) != 0 ||
+		    (k->section[strlen(kind)] != '\0') != (name != NULL))
+			continue;
+		if ((v = p11e_conf_get_str(conf, section, k->key)) == NULL)
+			continue;
+		file = p11e_conf_origin(conf, section, k->key, &line);
+		printf("[%s] %s = %s\t(%s:%u)\n", section, k->key, v,
+		    file ? file : "?", line);
+	}
+}
+
+static void
+show_service(void *data, const char *name)
+{
+	show_section(((struct check *)data)->conf, "service", name);
+}
+
+/* config check: every problem as file:line, or the values in effect. */
+static int
+cmd_config(struct p11e_cli *cli, int argc, char **argv)
+{
+	struct p11e_conf *conf = NULL;
+	struct check c = { NULL, 0 };
+	const char *path;
+	enum p11e_err err;
+
+	if (argc != 2 || strcmp(argv[1], "check") != 0) {
+		p11e_error("usage: p11enroll config check");
+		return P11E_EXIT_USAGE;
+	}
+	path = cli->conf_path ? cli->conf_path : p11e_conf_default_path();
+	err = p11e_conf_load(
+	    p11e_agent_schema, path, NULL, count_problem, &c, &conf);
+	if (err != P11E_OK) {
+		printf("%u problem%s: the configuration is not used until "
+		       "%s fixed\n",
+		    c.problems, c.problems == 1 ? "" : "s",
+		    c.problems == 1 ? "it is" : "they are");
+		return P11E_EXIT_FAILURE;
+	}
+	c.conf = conf;
+	show_section(conf, "agent", NULL);
+	show_section(conf, "cli", NULL);
+	(void)p11e_conf_sections(conf, "service", show_service, &c);
+	printf("configuration OK (%s and its conf.d/)\n", path);
+	p11e_conf_free(conf);
+	return P11E_EXIT_OK;
+}
+
+static int
+cmd_help(struct p11e_cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return P11E_EXIT_OK;
+}
+
+/* --version: this program, and the agent if one answers (never starts it). */
+static int
+show_version(struct p11e_cli *cli)
+{
+	json_t *info = NULL;
+	const char *detail;
+	int fd;
+
+	printf("p11enroll %s\n", PACKAGE_VERSION);
+	cli->autostart = false;
+	cli->quiet = true;
+	if (p11e_cli_connect(cli, &fd) == P11E_OK) {
+		if (p11e_cli_call(fd, "GetInfo", NULL, &info, &detail) ==
+		    P11E_OK)
+			printf(
+			    "p11enrolld %s (running, pid %" JSON_INTEGER_FORMAT
+			    ")\n",
+			    str(info, "version"),
+			    json_integer_value(json_object_get(info, "pid")));
+		close(fd);
+	}
+	if (info == NULL)
+		printf("p11enrolld: not running\n");
+	json_decref(info);
+	return P11E_EXIT_OK;
+}
+
+static void
+report_problem(void *data, const char *file, unsigned int line, const char *msg)
+{
+	(void)data;
+	if (line > 0)
+		p11e_error("%s:%u: %s", file, line, msg);
+	else
+		p11e_error("%s: %s", file, msg);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_JSON = 256, OPT_NO_AUTOSTART };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "no-autostart", no_argument, NULL, OPT_NO_AUTOSTART },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct p11e_cli cli = { .autostart = true };
+	struct p11e_conf *conf = NULL;
+	bool no_autostart = false, version = false;
+	int c, rc;
+	size_t i;
+
+	p11e_log_init("p11enroll");
+	p11e_ipc_json_init();
+	/* options stop at the command: its own options follow it */
+	while ((c = getopt_long(argc, argv, "+c:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli.conf_path = optarg;
+			break;
+		case OPT_JSON:
+			cli.json = true;
+			break;
+		case OPT_NO_AUTOSTART:
+			no_autostart = true;
+			break;
+		case 'v':
+			cli.verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return P11E_EXIT_OK;
+		case 'V':
+			version = true;
+			break;
+		default:
+			usage(stderr);
+			return P11E_EXIT_USAGE;
+		}
+	}
+	if (!version && optind >= argc) {
+		usage(stderr);
+		return P11E_EXIT_USAGE;
+	}
+	for (i = 0; !version && i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, argv[optind]) == 0)
+			break;
+	}
+	if (!version && i == N_COMMANDS) {
+		p11e_error("unknown command '%s' (see p11enroll --help)",
+		    argv[optind]);
+		return P11E_EXIT_USAGE;
+	}
+	/* config check reports the problems itself */
+	if (!version && commands[i].fn == cmd_config)
+		return cmd_config(&cli, argc - optind, argv + optind);
+	if (p11e_conf_load(p11e_agent_schema,
+		cli.conf_path ? cli.conf_path : p11e_conf_default_path(), NULL,
+		report_problem, NULL, &conf) != P11E_OK) {
+		p11e_error("fix the configuration first "
+			   "(p11enroll config check lists every problem)");
+		return P11E_EXIT_FAILURE;
+	}
+	cli.autostart =
+	    !no_autostart && p11e_conf_get_bool(conf, "cli", "autostart", true);
+	p11e_conf_free(conf);
+	if (version)
+		return show_version(&cli);
+	rc = commands[i].fn(&cli, argc - optind, argv + optind);
+	return rc;
+}

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Runs p11enroll and p11enrolld from the build tree in a private user
+# environment (sourced after tap.sh).
+#
+#   agent_env DIR     XDG_RUNTIME_DIR, XDG_STATE_HOME, HOME and
+#                     P11ENROLL_CONF under DIR; P11ENROLL_AGENT set
+#   agent_pid         pid of the running agent (from its lock holder), or ""
+#   agent_stop        stops the agent of the current environment, if any
+#   P11ENROLL, P11ENROLLD   the programs
+
+P11ENROLL=$top_builddir/cli/p11enroll
+P11ENROLLD=$top_builddir/agent/p11enrolld
+# absolute, as the CLI requires
+case $P11ENROLLD in
+/*) ;;
+*) P11ENROLLD=$(pwd)/$P11ENROLLD ;;
+esac
+
+agent_env()
+{
+	mkdir -p "$1/run" "$1/state" "$1/home" "$1/etc"
+	chmod 0700 "$1/run"
+	XDG_RUNTIME_DIR=$1/run
+	XDG_STATE_HOME=$1/state
+	HOME=$1/home
+	P11ENROLL_CONF=$1/etc/p11enroll.conf
+	P11ENROLL_AGENT=$P11ENROLLD
+	export XDG_RUNTIME_DIR XDG_STATE_HOME HOME P11ENROLL_CONF \
+	    P11ENROLL_AGENT
+	# each test stops the agent it started
+	tap_at_exit "XDG_RUNTIME_DIR='$1/run'; agent_stop"
+}
+
+agent_pid()
+{
+	"$P11ENROLL" --no-autostart --json status 2>/dev/null |
+	    sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p'
+}
+
+agent_stop()
+{
+	p=$(agent_pid)
+	[ -n "$p" ] || return 0
+	kill "$p" 2>/dev/null
+	# bounded wait for it to go
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}

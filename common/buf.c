@@ -55,8 +55,8 @@ p11e_buf_append(struct p11e_buf *buf, const void *data, size_t n)
 	enum p11e_err err;
 
 	p11e_return_val_if_fail(buf != NULL, P11E_ERR_INVALID_PARAMETER);
-	p11e_return_val_if_fail(data != NULL || n == 0,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    data != NULL || n == 0, P11E_ERR_INVALID_PARAMETER);
 	if (n > buf->max - buf->len)
 		return P11E_ERR_TOO_LARGE;
 	if (buf->data == NULL || n > buf->cap - buf->len) {

@@ -15,9 +15,9 @@
 struct p11e_buf {
 	unsigned char *data; /* owned; NULL until the first append */
 	size_t len;
-	size_t cap;  /* allocated, not counting the NUL */
-	size_t max;  /* len never exceeds this */
-	bool wipe;   /* wipe old storage on growth and on clear */
+	size_t cap; /* allocated, not counting the NUL */
+	size_t max; /* len never exceeds this */
+	bool wipe; /* wipe old storage on growth and on clear */
 };
 
 /* Starts an empty buffer that will refuse to grow past max bytes. */
@@ -30,8 +30,7 @@ void p11e_buf_init_wiped(struct p11e_buf *buf, size_t max);
  * Appends n bytes.  P11E_ERR_TOO_LARGE if len + n would pass max,
  * P11E_ERR_NOMEM if growing failed; on error the buffer is unchanged.
  */
-enum p11e_err p11e_buf_append(struct p11e_buf *buf, const void *data,
-    size_t n);
+enum p11e_err p11e_buf_append(struct p11e_buf *buf, const void *data, size_t n);
 
 /* Appends a NUL-terminated string (without its NUL). */
 enum p11e_err p11e_buf_append_str(struct p11e_buf *buf, const char *s);

@@ -16,9 +16,12 @@ static const struct {
 	enum p11e_debug_cat cat;
 	const char *name;
 } debug_cats[] = {
-	{ P11E_DEBUG_IPC, "ipc" },     { P11E_DEBUG_PKCS11, "pkcs11" },
-	{ P11E_DEBUG_HTTP, "http" },   { P11E_DEBUG_CONF, "conf" },
-	{ P11E_DEBUG_AGENT, "agent" }, { P11E_DEBUG_CLI, "cli" },
+	{ P11E_DEBUG_IPC, "ipc" },
+	{ P11E_DEBUG_PKCS11, "pkcs11" },
+	{ P11E_DEBUG_HTTP, "http" },
+	{ P11E_DEBUG_CONF, "conf" },
+	{ P11E_DEBUG_AGENT, "agent" },
+	{ P11E_DEBUG_CLI, "cli" },
 	{ P11E_DEBUG_DB, "db" },
 };
 
@@ -123,8 +126,7 @@ log_line(const char *prefix, const char *func, const char *tail,
 }
 
 void
-p11e_log_msg(enum p11e_log_level level, const char *func, const char *fmt,
-    ...)
+p11e_log_msg(enum p11e_log_level level, const char *func, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -151,8 +153,8 @@ p11e_log_err(enum p11e_log_level level, const char *func, enum p11e_err err,
 }
 
 void
-p11e_log_debug_cat(enum p11e_debug_cat cat, const char *func, const char *fmt,
-    ...)
+p11e_log_debug_cat(
+    enum p11e_debug_cat cat, const char *func, const char *fmt, ...)
 {
 	char prefix[32];
 	va_list ap;

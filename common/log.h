@@ -53,11 +53,11 @@ unsigned int p11e_log_parse_debug(const char *spec, unsigned int *unknown);
 /* Returns the name of one category ("ipc"), or NULL. */
 const char *p11e_log_cat_name(enum p11e_debug_cat cat);
 
-void p11e_log_msg(enum p11e_log_level level, const char *func,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void p11e_log_err(enum p11e_log_level level, const char *func,
-    enum p11e_err err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void p11e_log_msg(enum p11e_log_level level, const char *func, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+void
+p11e_log_err(enum p11e_log_level level, const char *func, enum p11e_err err,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void p11e_log_debug_cat(enum p11e_debug_cat cat, const char *func,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -80,8 +80,7 @@ void p11e_log_debug_cat(enum p11e_debug_cat cat, const char *func,
  * backslash becomes \\, and a cut is marked with "...".  dst is always
  * NUL-terminated; returns dst.  dstlen must be at least 4.
  */
-char *p11e_log_escape(char *dst, size_t dstlen, const void *src,
-    size_t srclen);
+char *p11e_log_escape(char *dst, size_t dstlen, const void *src, size_t srclen);
 
 /*
  * Preconditions: a failed one is a bug.  It is logged with the expression
@@ -90,20 +89,20 @@ char *p11e_log_escape(char *dst, size_t dstlen, const void *src,
  */
 void p11e_precondition_failed(const char *expr, const char *func);
 
-#define p11e_return_val_if_fail(expr, val)                          \
-	do {                                                        \
-		if (!(expr)) {                                      \
+#define p11e_return_val_if_fail(expr, val)                         \
+	do {                                                       \
+		if (!(expr)) {                                     \
 			p11e_precondition_failed(#expr, __func__); \
-			return (val);                               \
-		}                                                   \
+			return (val);                              \
+		}                                                  \
 	} while (0)
 
-#define p11e_return_if_fail(expr)                                   \
-	do {                                                        \
-		if (!(expr)) {                                      \
+#define p11e_return_if_fail(expr)                                  \
+	do {                                                       \
+		if (!(expr)) {                                     \
 			p11e_precondition_failed(#expr, __func__); \
-			return;                                     \
-		}                                                   \
+			return;                                    \
+		}                                                  \
 	} while (0)
 
 #endif /* P11E_LOG_H */

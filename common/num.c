@@ -36,8 +36,8 @@ p11e_num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	enum p11e_err err;
 	uint64_t v;
 
-	p11e_return_val_if_fail(s != NULL && out != NULL,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    s != NULL && out != NULL, P11E_ERR_INVALID_PARAMETER);
 	if ((err = parse_digits(s, strlen(s), UINT64_MAX, &v)) != P11E_OK)
 		return err;
 	if (v < min || v > max)
@@ -54,8 +54,8 @@ p11e_num_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	uint64_t v;
 	int64_t r;
 
-	p11e_return_val_if_fail(s != NULL && out != NULL,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    s != NULL && out != NULL, P11E_ERR_INVALID_PARAMETER);
 	if (*s == '-') {
 		neg = 1;
 		s++;
@@ -75,15 +75,15 @@ p11e_num_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 }
 
 enum p11e_err
-p11e_num_parse_duration(const char *s, uint64_t min, uint64_t max,
-    uint64_t *out)
+p11e_num_parse_duration(
+    const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	enum p11e_err err;
 	uint64_t v, unit = 1;
 	size_t len;
 
-	p11e_return_val_if_fail(s != NULL && out != NULL,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    s != NULL && out != NULL, P11E_ERR_INVALID_PARAMETER);
 	len = strlen(s);
 	if (len > 0) {
 		switch (s[len - 1]) {
@@ -123,8 +123,8 @@ p11e_num_parse_bool(const char *s, int *out)
 	static const char *const no[] = { "no", "false", "off", "0" };
 	size_t i;
 
-	p11e_return_val_if_fail(s != NULL && out != NULL,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    s != NULL && out != NULL, P11E_ERR_INVALID_PARAMETER);
 	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcmp(s, yes[i]) == 0) {
 			*out = 1;

@@ -13,19 +13,19 @@
  * P11E_ERR_RANGE for a number outside [min, max] (including overflow).
  * *out is written only on success.
  */
-enum p11e_err p11e_num_parse_u64(const char *s, uint64_t min, uint64_t max,
-    uint64_t *out);
+enum p11e_err
+p11e_num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Same with an optional leading '-'. */
-enum p11e_err p11e_num_parse_i64(const char *s, int64_t min, int64_t max,
-    int64_t *out);
+enum p11e_err
+p11e_num_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /*
  * A duration: a number with an optional unit s, m, h or d ("90", "90s",
  * "15m", "14d"), in seconds, within [min, max] seconds.
  */
-enum p11e_err p11e_num_parse_duration(const char *s, uint64_t min,
-    uint64_t max, uint64_t *out);
+enum p11e_err p11e_num_parse_duration(
+    const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* "yes/true/on/1" and "no/false/off/0" (lower case). */
 enum p11e_err p11e_num_parse_bool(const char *s, int *out);

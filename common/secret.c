@@ -84,8 +84,8 @@ enum p11e_err
 p11e_secret_append(struct p11e_secret *s, const void *data, size_t len)
 {
 	p11e_return_val_if_fail(s != NULL, P11E_ERR_INVALID_PARAMETER);
-	p11e_return_val_if_fail(data != NULL || len == 0,
-	    P11E_ERR_INVALID_PARAMETER);
+	p11e_return_val_if_fail(
+	    data != NULL || len == 0, P11E_ERR_INVALID_PARAMETER);
 	if (len > s->cap - s->len)
 		return P11E_ERR_TOO_LARGE;
 	if (len > 0)
@@ -137,8 +137,7 @@ p11e_secret_is_locked(const struct p11e_secret *s)
 }
 
 bool
-p11e_secret_equal_mem(const struct p11e_secret *a, const void *b,
-    size_t blen)
+p11e_secret_equal_mem(const struct p11e_secret *a, const void *b, size_t blen)
 {
 	const volatile unsigned char *x, *y;
 	unsigned char diff;

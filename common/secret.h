@@ -32,8 +32,8 @@ struct p11e_secret *p11e_secret_new_from(const void *data, size_t len);
  * Appends len bytes.  P11E_ERR_TOO_LARGE if they do not fit (the secret
  * is left unchanged).
  */
-enum p11e_err p11e_secret_append(struct p11e_secret *s, const void *data,
-    size_t len);
+enum p11e_err
+p11e_secret_append(struct p11e_secret *s, const void *data, size_t len);
 
 /* Wipes the content and sets the length to 0 (capacity kept). */
 void p11e_secret_reset(struct p11e_secret *s);
@@ -56,12 +56,12 @@ bool p11e_secret_is_locked(const struct p11e_secret *s);
  * Constant-time comparison: the time depends on the lengths only, never
  * on the content.  Returns true when both hold the same bytes.
  */
-bool p11e_secret_equal(const struct p11e_secret *a,
-    const struct p11e_secret *b);
+bool
+p11e_secret_equal(const struct p11e_secret *a, const struct p11e_secret *b);
 
 /* Same, against a plain buffer. */
-bool p11e_secret_equal_mem(const struct p11e_secret *a, const void *b,
-    size_t blen);
+bool
+p11e_secret_equal_mem(const struct p11e_secret *a, const void *b, size_t blen);
 
 /* Wipes and releases; NULL is a no-op. */
 void p11e_secret_free(struct p11e_secret *s);

@@ -31,8 +31,8 @@ test_append_and_limit(void **state)
 	assert_int_equal(buf.len, 100);
 	assert_int_equal(buf.data[100], '\0');
 	/* a huge n must not overflow the check */
-	assert_int_equal(p11e_buf_append(&buf, big, SIZE_MAX),
-	    P11E_ERR_TOO_LARGE);
+	assert_int_equal(
+	    p11e_buf_append(&buf, big, SIZE_MAX), P11E_ERR_TOO_LARGE);
 	assert_int_equal(buf.len, 100);
 	p11e_buf_clear(&buf);
 	assert_null(buf.data);

@@ -73,8 +73,8 @@ load_doc(void **state)
 		rows[n_rows].value = (int)strtol(bar[0] + 1, NULL, 10);
 		cell(rows[n_rows].name, sizeof(rows[0].name), bar[1] + 1,
 		    (size_t)(bar[2] - bar[1] - 1));
-		cell(rows[n_rows].message, sizeof(rows[0].message),
-		    bar[2] + 1, (size_t)(bar[3] - bar[2] - 1));
+		cell(rows[n_rows].message, sizeof(rows[0].message), bar[2] + 1,
+		    (size_t)(bar[3] - bar[2] - 1));
 		n_rows++;
 	}
 	fclose(f);
@@ -92,10 +92,10 @@ test_doc_matches_code(void **state)
 	for (i = 0; i <= P11E_ERR_LAST; i++) {
 		assert_int_equal(rows[i].value, i);
 		assert_non_null(p11e_err_name((enum p11e_err)i));
-		assert_string_equal(rows[i].name,
-		    p11e_err_name((enum p11e_err)i));
-		assert_string_equal(rows[i].message,
-		    p11e_strerror((enum p11e_err)i));
+		assert_string_equal(
+		    rows[i].name, p11e_err_name((enum p11e_err)i));
+		assert_string_equal(
+		    rows[i].message, p11e_strerror((enum p11e_err)i));
 	}
 }
 
@@ -112,12 +112,12 @@ test_names_unique_and_round_trip(void **state)
 		assert_int_equal(p11e_err_from_name(n, &back), P11E_OK);
 		assert_int_equal(back, i);
 		for (j = i + 1; j <= P11E_ERR_LAST; j++)
-			assert_string_not_equal(n,
-			    p11e_err_name((enum p11e_err)j));
+			assert_string_not_equal(
+			    n, p11e_err_name((enum p11e_err)j));
 	}
 	back = P11E_ERR_IO;
-	assert_int_equal(p11e_err_from_name("NoSuchError", &back),
-	    P11E_ERR_PARSE);
+	assert_int_equal(
+	    p11e_err_from_name("NoSuchError", &back), P11E_ERR_PARSE);
 	assert_int_equal(back, P11E_ERR_IO);
 }
 
@@ -125,8 +125,8 @@ static void
 test_unknown_value(void **state)
 {
 	(void)state;
-	assert_string_equal(p11e_strerror((enum p11e_err)(P11E_ERR_LAST + 1)),
-	    "unknown error");
+	assert_string_equal(
+	    p11e_strerror((enum p11e_err)(P11E_ERR_LAST + 1)), "unknown error");
 	assert_null(p11e_err_name((enum p11e_err)(P11E_ERR_LAST + 1)));
 }
 

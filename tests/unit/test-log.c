@@ -35,15 +35,16 @@ test_escape(void **state)
 	char out[32];
 
 	(void)state;
-	assert_string_equal(p11e_log_escape(out, sizeof(out), "a\nb\\c", 5),
-	    "a\\x0ab\\\\c");
-	assert_string_equal(p11e_log_escape(out, sizeof(out), "x\0y", 3),
-	    "x\\x00y");
-	assert_string_equal(p11e_log_escape(out, sizeof(out), "\xe3\x82\xaa",
-				3), "\\xe3\\x82\\xaa");
+	assert_string_equal(
+	    p11e_log_escape(out, sizeof(out), "a\nb\\c", 5), "a\\x0ab\\\\c");
+	assert_string_equal(
+	    p11e_log_escape(out, sizeof(out), "x\0y", 3), "x\\x00y");
+	assert_string_equal(
+	    p11e_log_escape(out, sizeof(out), "\xe3\x82\xaa", 3),
+	    "\\xe3\\x82\\xaa");
 	/* cut, marked, terminated and within the buffer */
-	assert_string_equal(p11e_log_escape(out, 8,
-				"0123456789", 10), "0123...");
+	assert_string_equal(
+	    p11e_log_escape(out, 8, "0123456789", 10), "0123...");
 	assert_string_equal(p11e_log_escape(out, 8, "\n\n\n", 3), "\\x0a...");
 	assert_string_equal(p11e_log_escape(out, 4, "abc", 3), "abc");
 }

@@ -20,12 +20,14 @@ test_u64(void **state)
 	assert_int_equal(v, 0);
 	assert_int_equal(p11e_num_parse_u64("007", 0, 10, &v), P11E_OK);
 	assert_int_equal(v, 7);
-	assert_int_equal(p11e_num_parse_u64("18446744073709551615", 0,
-			     UINT64_MAX, &v), P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_u64("18446744073709551615", 0, UINT64_MAX, &v),
+	    P11E_OK);
 	assert_true(v == UINT64_MAX);
 	v = 42;
-	assert_int_equal(p11e_num_parse_u64("18446744073709551616", 0,
-			     UINT64_MAX, &v), P11E_ERR_RANGE);
+	assert_int_equal(
+	    p11e_num_parse_u64("18446744073709551616", 0, UINT64_MAX, &v),
+	    P11E_ERR_RANGE);
 	assert_int_equal(p11e_num_parse_u64("11", 0, 10, &v), P11E_ERR_RANGE);
 	assert_int_equal(p11e_num_parse_u64("4", 5, 10, &v), P11E_ERR_RANGE);
 	assert_int_equal(v, 42); /* untouched on error */
@@ -53,16 +55,20 @@ test_i64(void **state)
 	int64_t v = 42;
 
 	(void)state;
-	assert_int_equal(p11e_num_parse_i64("-9223372036854775808", INT64_MIN,
-			     INT64_MAX, &v), P11E_OK);
+	assert_int_equal(p11e_num_parse_i64(
+			     "-9223372036854775808", INT64_MIN, INT64_MAX, &v),
+	    P11E_OK);
 	assert_true(v == INT64_MIN);
-	assert_int_equal(p11e_num_parse_i64("9223372036854775807", INT64_MIN,
-			     INT64_MAX, &v), P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_i64("9223372036854775807", INT64_MIN, INT64_MAX, &v),
+	    P11E_OK);
 	assert_true(v == INT64_MAX);
-	assert_int_equal(p11e_num_parse_i64("9223372036854775808", INT64_MIN,
-			     INT64_MAX, &v), P11E_ERR_RANGE);
-	assert_int_equal(p11e_num_parse_i64("-9223372036854775809", INT64_MIN,
-			     INT64_MAX, &v), P11E_ERR_RANGE);
+	assert_int_equal(
+	    p11e_num_parse_i64("9223372036854775808", INT64_MIN, INT64_MAX, &v),
+	    P11E_ERR_RANGE);
+	assert_int_equal(p11e_num_parse_i64(
+			     "-9223372036854775809", INT64_MIN, INT64_MAX, &v),
+	    P11E_ERR_RANGE);
 	assert_int_equal(p11e_num_parse_i64("-5", -4, 4, &v), P11E_ERR_RANGE);
 	assert_int_equal(p11e_num_parse_i64("-", -4, 4, &v), P11E_ERR_PARSE);
 	assert_int_equal(p11e_num_parse_i64("--1", -4, 4, &v), P11E_ERR_PARSE);
@@ -76,26 +82,27 @@ test_duration(void **state)
 	uint64_t v = 0;
 
 	(void)state;
-	assert_int_equal(p11e_num_parse_duration("90", 0, UINT64_MAX, &v),
-	    P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_duration("90", 0, UINT64_MAX, &v), P11E_OK);
 	assert_int_equal(v, 90);
-	assert_int_equal(p11e_num_parse_duration("15m", 0, UINT64_MAX, &v),
-	    P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_duration("15m", 0, UINT64_MAX, &v), P11E_OK);
 	assert_int_equal(v, 900);
-	assert_int_equal(p11e_num_parse_duration("2h", 0, UINT64_MAX, &v),
-	    P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_duration("2h", 0, UINT64_MAX, &v), P11E_OK);
 	assert_int_equal(v, 7200);
-	assert_int_equal(p11e_num_parse_duration("14d", 0, UINT64_MAX, &v),
-	    P11E_OK);
+	assert_int_equal(
+	    p11e_num_parse_duration("14d", 0, UINT64_MAX, &v), P11E_OK);
 	assert_int_equal(v, 14 * 86400);
-	assert_int_equal(p11e_num_parse_duration("s", 0, UINT64_MAX, &v),
-	    P11E_ERR_PARSE);
-	assert_int_equal(p11e_num_parse_duration("5w", 0, UINT64_MAX, &v),
-	    P11E_ERR_PARSE);
-	assert_int_equal(p11e_num_parse_duration("1d", 0, 3600, &v),
+	assert_int_equal(
+	    p11e_num_parse_duration("s", 0, UINT64_MAX, &v), P11E_ERR_PARSE);
+	assert_int_equal(
+	    p11e_num_parse_duration("5w", 0, UINT64_MAX, &v), P11E_ERR_PARSE);
+	assert_int_equal(
+	    p11e_num_parse_duration("1d", 0, 3600, &v), P11E_ERR_RANGE);
+	assert_int_equal(
+	    p11e_num_parse_duration("213503982334602d", 0, UINT64_MAX, &v),
 	    P11E_ERR_RANGE);
-	assert_int_equal(p11e_num_parse_duration("213503982334602d", 0,
-			     UINT64_MAX, &v), P11E_ERR_RANGE);
 }
 
 static void

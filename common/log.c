@@ -113,6 +113,9 @@ level_name(enum p11e_log_level level)
 	return "";
 }
 
+static void log_line(const char *prefix, const char *func, const char *tail,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
 static void
 log_line(const char *prefix, const char *func, const char *tail,
     const char *fmt, va_list ap)

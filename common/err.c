@@ -49,6 +49,41 @@ p11e_strerror(enum p11e_err err)
 		return "the connection was closed before the reply";
 	case P11E_ERR_TIMEOUT:
 		return "timed out";
+	case P11E_ERR_TOKEN_NOT_FOUND:
+		return "no token matches the URI";
+	case P11E_ERR_TOKEN_AMBIGUOUS:
+		return "several tokens match the URI";
+	case P11E_ERR_TOKEN_ABSENT:
+		return "the token is not present";
+	case P11E_ERR_PIN_REQUIRED:
+		return "a PIN is needed for this token";
+	case P11E_ERR_PIN_INCORRECT:
+		return "the PIN is incorrect";
+	case P11E_ERR_PIN_LOCKED:
+		return "the PIN is locked";
+	case P11E_ERR_PIN_FINAL_TRY:
+		return "one more wrong PIN locks the token";
+	case P11E_ERR_PIN_EXPIRED:
+		return "the token requires its PIN to be changed first";
+	case P11E_ERR_TOKEN_READ_ONLY:
+		return "the token is write-protected";
+	case P11E_ERR_TOKEN_FULL:
+		return "the token has no room left";
+	case P11E_ERR_MECHANISM_UNSUPPORTED:
+		return "the token does not support this key type or mechanism";
+	case P11E_ERR_KEY_NOT_FOUND:
+		return "no key with this id on the token";
+	case P11E_ERR_ID_IN_USE:
+		return "an object with this id already exists on the token";
+	case P11E_ERR_KEY_UNPROTECTED:
+		return "the key on the token is not protected (not always "
+		       "sensitive or not never-extractable)";
+	case P11E_ERR_CERT_KEY_MISMATCH:
+		return "the certificate does not belong to the key";
+	case P11E_ERR_TOKEN:
+		return "the token operation failed";
+	case P11E_ERR_CRYPTO:
+		return "a cryptographic operation failed";
 	}
 	return "unknown error";
 }
@@ -93,6 +128,40 @@ p11e_err_name(enum p11e_err err)
 		return "ConnectionClosed";
 	case P11E_ERR_TIMEOUT:
 		return "Timeout";
+	case P11E_ERR_TOKEN_NOT_FOUND:
+		return "TokenNotFound";
+	case P11E_ERR_TOKEN_AMBIGUOUS:
+		return "TokenAmbiguous";
+	case P11E_ERR_TOKEN_ABSENT:
+		return "TokenAbsent";
+	case P11E_ERR_PIN_REQUIRED:
+		return "PinRequired";
+	case P11E_ERR_PIN_INCORRECT:
+		return "PinIncorrect";
+	case P11E_ERR_PIN_LOCKED:
+		return "PinLocked";
+	case P11E_ERR_PIN_FINAL_TRY:
+		return "PinFinalTry";
+	case P11E_ERR_PIN_EXPIRED:
+		return "PinExpired";
+	case P11E_ERR_TOKEN_READ_ONLY:
+		return "TokenReadOnly";
+	case P11E_ERR_TOKEN_FULL:
+		return "TokenFull";
+	case P11E_ERR_MECHANISM_UNSUPPORTED:
+		return "MechanismUnsupported";
+	case P11E_ERR_KEY_NOT_FOUND:
+		return "KeyNotFound";
+	case P11E_ERR_ID_IN_USE:
+		return "IdInUse";
+	case P11E_ERR_KEY_UNPROTECTED:
+		return "KeyUnprotected";
+	case P11E_ERR_CERT_KEY_MISMATCH:
+		return "CertKeyMismatch";
+	case P11E_ERR_TOKEN:
+		return "Token";
+	case P11E_ERR_CRYPTO:
+		return "Crypto";
 	}
 	return NULL;
 }

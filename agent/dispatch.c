@@ -1,18 +1,56 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/methods.h"
 #include "common/conf.h"
 #include "common/ipc.h"
 #include "common/log.h"
 
-typedef enum p11e_err (*method_fn)(struct p11e_agent *agent, json_t *params,
-    json_t **result, const char **detail);
+typedef enum p11e_err (*method_fn)(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
+enum p11e_err
+p11e_params_check(
+    json_t *params, const struct p11e_param *allowed, char *detail)
+{
+	const struct p11e_param *a;
+	const char *key;
+	json_t *v;
+
+	for (a = allowed; a->name != NULL; a++) {
+		v = json_object_get(params, a->name);
+		if (v == NULL && a->required) {
+			snprintf(detail, P11E_DETAIL_MAX,
+			    "parameter '%s' is missing", a->name);
+			return P11E_ERR_INVALID_PARAMETER;
+		}
+		if (v != NULL && json_typeof(v) != a->type) {
+			snprintf(detail, P11E_DETAIL_MAX,
+			    "parameter '%s' has the wrong type", a->name);
+			return P11E_ERR_INVALID_PARAMETER;
+		}
+	}
+	json_object_foreach(params, key, v)
+	{
+		for (a = allowed; a->name != NULL; a++) {
+			if (strcmp(a->name, key) == 0)
+				break;
+		}
+		if (a->name == NULL) {
+			snprintf(detail, P11E_DETAIL_MAX,
+			    "unknown parameter '%.64s'", key);
+			return P11E_ERR_INVALID_PARAMETER;
+		}
+	}
+	return P11E_OK;
+}
 
 static void
 add_service(void *data, const char *name)
@@ -22,15 +60,15 @@ add_service(void *data, const char *name)
 
 /* GetInfo: who the agent is and what it was configured with. */
 static enum p11e_err
-get_info(struct p11e_agent *agent, json_t *params, json_t **result,
-    const char **detail)
+get_info(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
 {
+	static const struct p11e_param none[] = { { NULL, 0, false } };
 	json_t *services;
+	enum p11e_err err;
 
-	if (json_object_size(params) != 0) {
-		*detail = "GetInfo takes no parameters";
-		return P11E_ERR_INVALID_PARAMETER;
-	}
+	if ((err = p11e_params_check(params, none, detail)) != P11E_OK)
+		return err;
 	services = json_array();
 	if (services == NULL)
 		return P11E_ERR_NOMEM;
@@ -53,11 +91,16 @@ static const struct {
 	method_fn fn;
 } methods[] = {
 	{ "GetInfo", get_info },
+	{ "ListTokens", p11e_method_list_tokens },
+	{ "ListObjects", p11e_method_list_objects },
+	{ "GenerateKey", p11e_method_generate_key },
+	{ "MakeCSR", p11e_method_make_csr },
+	{ "ImportCertificates", p11e_method_import_certificates },
+	{ "DeleteObjects", p11e_method_delete_objects },
 };
 
 static enum p11e_err
-call(
-    struct p11e_agent *agent, json_t *req, json_t **result, const char **detail)
+call(struct p11e_agent *agent, json_t *req, json_t **result, char *detail)
 {
 	json_t *method, *params, *empty = NULL;
 	enum p11e_err err = P11E_ERR_UNKNOWN_METHOD;
@@ -67,11 +110,15 @@ call(
 	method = json_object_get(req, "method");
 	params = json_object_get(req, "parameters");
 	if (!json_is_string(method)) {
-		*detail = "a call needs a \"method\" string";
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "a call needs a \"method\" "
+		    "string");
 		return P11E_ERR_PROTOCOL;
 	}
 	if (params != NULL && !json_is_object(params)) {
-		*detail = "\"parameters\" must be an object";
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "\"parameters\" must be an "
+		    "object");
 		return P11E_ERR_PROTOCOL;
 	}
 	if (params == NULL && (params = empty = json_object()) == NULL)
@@ -92,19 +139,22 @@ enum p11e_err
 p11e_agent_dispatch(struct p11e_agent *agent, const unsigned char *req,
     size_t len, struct p11e_buf *reply)
 {
-	const char *detail = NULL;
+	char detail[P11E_DETAIL_MAX] = "";
 	json_t *msg = NULL, *result = NULL, *out = NULL;
 	enum p11e_err err, rerr;
 
 	if ((err = p11e_ipc_decode(req, len, &msg)) != P11E_OK)
-		detail = "a message must be one JSON object";
+		snprintf(detail, sizeof(detail),
+		    "a message must be one JSON "
+		    "object");
 	else
-		err = call(agent, msg, &result, &detail);
-	if (err == P11E_OK)
+		err = call(agent, msg, &result, detail);
+	if (err == P11E_OK) {
 		out = p11e_ipc_reply_new(result);
-	else
-		out = p11e_ipc_error_new(err, detail);
-	result = NULL; /* transferred */
+		result = NULL; /* transferred */
+	} else {
+		out = p11e_ipc_error_new(err, detail[0] ? detail : NULL);
+	}
 	if (out == NULL || (rerr = p11e_ipc_encode(out, reply)) != P11E_OK) {
 		/* the smallest reply that needs no allocation */
 		static const char nomem[] = "{\"error\":\"NoMemory\","

@@ -7,17 +7,28 @@
 #include <jansson.h>
 
 #include "common/err.h"
+#include "common/secret.h"
 
 /* Exit codes (doc: p11enroll(1)). */
 #define P11E_EXIT_OK 0
 #define P11E_EXIT_FAILURE 1
 #define P11E_EXIT_USAGE 2
+#define P11E_EXIT_TOKEN_ABSENT 4
+#define P11E_EXIT_PIN_LOCKED 5
+
+/* The exit code for an error (the distinct ones above, else 1). */
+int p11e_cli_exit_code(enum p11e_err err);
+
+/* The longest PIN or password read from the user. */
+#define P11E_CLI_SECRET_MAX 256
 
 /* Options shared by every command. */
 struct p11e_cli {
 	bool json; /* --json: machine-readable output */
 	bool autostart; /* start the agent when it is not running */
 	bool quiet; /* p11e_cli_connect prints no error */
+	bool pin_stdin; /* --pin-stdin: the PIN is the first line of stdin */
+	bool final_try; /* --final-try: the last PIN try is allowed */
 	int verbose;
 	const char *conf_path;
 };
@@ -40,5 +51,29 @@ enum p11e_err p11e_cli_connect(const struct p11e_cli *cli, int *fd);
  */
 enum p11e_err p11e_cli_call(int fd, const char *method, json_t *params,
     json_t **result, const char **detail);
+
+/*
+ * Reads a secret: the first line of standard input when from_stdin, else
+ * from /dev/tty after printing prompt there, with echo off (restored on
+ * SIGINT/SIGTERM/SIGHUP).  Byte by byte into the secret: no stdio buffer
+ * keeps a copy.  P11E_ERR_PIN_REQUIRED when there is no terminal or
+ * nothing was entered.
+ */
+enum p11e_err p11e_cli_read_secret(
+    const char *prompt, bool from_stdin, struct p11e_secret **out);
+
+/*
+ * Connects, makes one call and prints an error with the agent's detail.
+ * *result as for p11e_cli_call().
+ */
+enum p11e_err p11e_cli_call_agent(
+    struct p11e_cli *cli, const char *method, json_t *params, json_t **result);
+
+/* Prints j as indented JSON on standard output. */
+void p11e_cli_print_json(json_t *j);
+
+/* cli/token.c */
+int p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv);
+int p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv);
 
 #endif /* P11E_CLI_H */

@@ -28,6 +28,10 @@ static int cmd_help(struct p11e_cli *cli, int argc, char **argv);
 static const struct command commands[] = {
 	{ "status", cmd_status,
 	    "show the agent and what it is configured with" },
+	{ "tokens", p11e_cmd_tokens,
+	    "[URI]: list the tokens (modules, flags, key types)" },
+	{ "token", p11e_cmd_token,
+	    "objects|keygen|csr|import|delete URI ...: work on one token" },
 	{ "config", cmd_config, "config check: validate the configuration" },
 	{ "help", cmd_help, "show this help" },
 };
@@ -52,6 +56,12 @@ usage(FILE *f)
 	    "      --json         machine-readable output\n"
 	    "      --no-autostart do not start the agent when it is not "
 	    "running\n"
+	    "      --pin-stdin    read the PIN from the first line of standard "
+	    "input\n"
+	    "                     (default: ask on the terminal, without "
+	    "echo)\n"
+	    "      --final-try    allow a PIN try that locks the token if "
+	    "wrong\n"
 	    "  -v, --verbose      say more\n"
 	    "  -h, --help         show this help and exit\n"
 	    "  -V, --version      show the versions of this command and of "
@@ -61,7 +71,8 @@ usage(FILE *f)
 	    "$XDG_RUNTIME_DIR/p11enroll/agent.sock\n"
 	    "and start it when it is not running (unless --no-autostart or "
 	    "'autostart = no'\n"
-	    "in [cli]).  Exit status: 0 success, 1 failure, 2 usage error.\n",
+	    "in [cli]).  Exit status: 0 success, 1 failure, 2 usage error,\n"
+	    "4 token absent, 5 PIN locked.\n",
 	    p11e_conf_default_path());
 }
 
@@ -74,9 +85,20 @@ fail(enum p11e_err err, const char *detail)
 		p11e_error("%s", p11e_strerror(err));
 }
 
-/* Connects and makes one call; prints the error and returns it. */
-static enum p11e_err
-call_agent(
+int
+p11e_cli_exit_code(enum p11e_err err)
+{
+	if (err == P11E_OK)
+		return P11E_EXIT_OK;
+	if (err == P11E_ERR_TOKEN_ABSENT || err == P11E_ERR_TOKEN_NOT_FOUND)
+		return P11E_EXIT_TOKEN_ABSENT;
+	if (err == P11E_ERR_PIN_LOCKED)
+		return P11E_EXIT_PIN_LOCKED;
+	return P11E_EXIT_FAILURE;
+}
+
+enum p11e_err
+p11e_cli_call_agent(
     struct p11e_cli *cli, const char *method, json_t *params, json_t **result)
 {
 	const char *detail = NULL;
@@ -95,8 +117,8 @@ call_agent(
 	return err;
 }
 
-static void
-print_json(json_t *j)
+void
+p11e_cli_print_json(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 	fputc('\n', stdout);
@@ -124,12 +146,12 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 		p11e_error("status takes no arguments");
 		return P11E_EXIT_USAGE;
 	}
-	if (call_agent(cli, "GetInfo", NULL, &info) != P11E_OK)
+	if (p11e_cli_call_agent(cli, "GetInfo", NULL, &info) != P11E_OK)
 		return P11E_EXIT_FAILURE;
 	if (cli->json) {
 		json_t *out = json_pack("{s:O}", "agent", info);
 
-		print_json(out);
+		p11e_cli_print_json(out);
 		json_decref(out);
 		json_decref(info);
 		return P11E_EXIT_OK;
@@ -284,11 +306,13 @@ report_problem(void *data, const char *file, unsigned int line, const char *msg)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_NO_AUTOSTART };
+	enum { OPT_JSON = 256, OPT_NO_AUTOSTART, OPT_PIN_STDIN, OPT_FINAL_TRY };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "no-autostart", no_argument, NULL, OPT_NO_AUTOSTART },
+		{ "pin-stdin", no_argument, NULL, OPT_PIN_STDIN },
+		{ "final-try", no_argument, NULL, OPT_FINAL_TRY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -313,6 +337,12 @@ main(int argc, char **argv)
 			break;
 		case OPT_NO_AUTOSTART:
 			no_autostart = true;
+			break;
+		case OPT_PIN_STDIN:
+			cli.pin_stdin = true;
+			break;
+		case OPT_FINAL_TRY:
+			cli.final_try = true;
 			break;
 		case 'v':
 			cli.verbose++;

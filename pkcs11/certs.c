@@ -425,16 +425,44 @@ key_type_of(struct p11e_token *tok, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls)
 	return name;
 }
 
+/*
+ * "/CN=山田太郎/O=Example": the form p11e_token_csr() takes, with UTF-8
+ * values (X509_NAME_oneline escapes every non-ASCII byte).
+ */
+static void
+name_oneline(const X509_NAME *name, char *dst, size_t dstlen)
+{
+	size_t off = 0;
+	int i, n;
+
+	dst[0] = '\0';
+	for (i = 0; i < X509_NAME_entry_count(name); i++) {
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+		const char *sn =
+		    OBJ_nid2sn(OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)));
+		unsigned char *utf8 = NULL;
+
+		if (ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) < 0)
+			continue;
+		n = snprintf(
+		    dst + off, dstlen - off, "/%s=%s", sn ? sn : "?", utf8);
+		OPENSSL_free(utf8);
+		if (n < 0 || (size_t)n >= dstlen - off) {
+			dst[off] = '\0';
+			break;
+		}
+		off += (size_t)n;
+	}
+}
+
 static void
 cert_fields(X509 *x, struct p11e_object_info *o)
 {
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
 	struct tm tm;
 
-	X509_NAME_oneline(
-	    X509_get_subject_name(x), o->subject, sizeof(o->subject));
-	X509_NAME_oneline(
-	    X509_get_issuer_name(x), o->issuer, sizeof(o->issuer));
+	name_oneline(X509_get_subject_name(x), o->subject, sizeof(o->subject));
+	name_oneline(X509_get_issuer_name(x), o->issuer, sizeof(o->issuer));
 	hex(o->serial, sizeof(o->serial), ASN1_STRING_get0_data(sn),
 	    (size_t)ASN1_STRING_length(sn));
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm))

@@ -729,8 +729,8 @@ p11e_token_login(
 	}
 	err = p11e_ckr_err(tok, "C_Login", rv);
 	if (err == P11E_ERR_PIN_INCORRECT) {
-		p11e_p11_set_detail(
-		    tok->p11, "The PIN for '%s' is incorrect.", info.label);
+		p11e_p11_set_detail(tok->p11,
+		    "'%s' refused the PIN; it is not tried again.", info.label);
 		pin_counter_detail(tok);
 	}
 	return err;

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef P11E_METHODS_H
+#define P11E_METHODS_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "agent/agent.h"
+#include "common/err.h"
+
+/*
+ * The agent's IPC methods (doc/ipc.md).  Each takes the call's parameters
+ * (borrowed), sets *result to a new object on success, and on failure may
+ * write a sentence for the user into detail (P11E_DETAIL_MAX bytes).
+ */
+
+#define P11E_DETAIL_MAX 2048
+
+/* One allowed parameter of a method. */
+struct p11e_param {
+	const char *name; /* NULL ends the list */
+	json_type type;
+	bool required;
+};
+
+/*
+ * Checks params against allowed: required ones present, types right, no
+ * unknown name.  P11E_ERR_INVALID_PARAMETER with detail otherwise.
+ */
+enum p11e_err p11e_params_check(
+    json_t *params, const struct p11e_param *allowed, char *detail);
+
+/* agent/tokens.c: the token layer's verbs. */
+enum p11e_err p11e_method_list_tokens(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_list_objects(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_generate_key(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_make_csr(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_import_certificates(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_delete_objects(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
+#endif /* P11E_METHODS_H */

@@ -40,16 +40,6 @@ usage(FILE *f)
 	    p11e_conf_default_path());
 }
 
-static void
-report_problem(void *data, const char *file, unsigned int line, const char *msg)
-{
-	(void)data;
-	if (line > 0)
-		p11e_error("%s:%u: %s", file, line, msg);
-	else
-		p11e_error("%s: %s", file, msg);
-}
-
 static enum p11e_log_level
 level_from_conf(const struct p11e_conf *conf)
 {
@@ -138,7 +128,7 @@ main(int argc, char **argv)
 		conf_path = p11e_conf_default_path();
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", conf_path);
 	err = p11e_conf_load(p11e_agent_schema, agent.conf_path, NULL,
-	    report_problem, NULL, &agent.conf);
+	    NULL, NULL, &agent.conf);
 	if (err != P11E_OK) {
 		p11e_error_r(err, "not starting");
 		return 1;

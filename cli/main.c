@@ -293,16 +293,6 @@ show_version(struct p11e_cli *cli)
 	return P11E_EXIT_OK;
 }
 
-static void
-report_problem(void *data, const char *file, unsigned int line, const char *msg)
-{
-	(void)data;
-	if (line > 0)
-		p11e_error("%s:%u: %s", file, line, msg);
-	else
-		p11e_error("%s: %s", file, msg);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -376,7 +366,7 @@ main(int argc, char **argv)
 		return cmd_config(&cli, argc - optind, argv + optind);
 	if (p11e_conf_load(p11e_agent_schema,
 		cli.conf_path ? cli.conf_path : p11e_conf_default_path(), NULL,
-		report_problem, NULL, &conf) != P11E_OK) {
+		NULL, NULL, &conf) != P11E_OK) {
 		p11e_error("fix the configuration first "
 			   "(p11enroll config check lists every problem)");
 		return P11E_EXIT_FAILURE;

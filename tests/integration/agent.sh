@@ -7,7 +7,7 @@
 
 command -v socat >/dev/null || tap_skip_all "socat not installed (apt-get install socat)"
 
-tap_plan 36
+tap_plan 38
 tap_tmpdir T
 agent_env "$T"
 cat >"$P11ENROLL_CONF" <<CONF
@@ -119,6 +119,23 @@ esac
 wait $cpid; rc=$?
 tap_check "the agent died of SIGKILL at the crash point" [ $rc -eq 137 ]
 rm -f "$sock"
+
+# --- config check
+out=$("$P11ENROLL" config check 2>&1); rc=$?
+case "$rc:$out" in
+0:*"[service bank] url = https://127.0.0.1:8443"*"($P11ENROLL_CONF:2)"*"configuration OK"*) tap_ok "config check shows each value and where it was set" ;;
+*) tap_fail "config check shows each value and where it was set"; tap_diag "$rc $out" ;;
+esac
+cp "$P11ENROLL_CONF" "$T/saved.conf"
+printf '[cli]\nautostart = maybe\n' >>"$P11ENROLL_CONF"
+printf '[service x y]\n' >"$T/etc/conf.d/20-bad.conf"
+out=$("$P11ENROLL" config check 2>&1); rc=$?
+case "$rc:$out" in
+1:*"$P11ENROLL_CONF:4: "*"autostart"*"$T/etc/conf.d/20-bad.conf:1: "*"2 problems"*) tap_ok "config check lists every problem with file:line" ;;
+*) tap_fail "config check lists every problem with file:line"; tap_diag "$rc $out" ;;
+esac
+cp "$T/saved.conf" "$P11ENROLL_CONF"
+rm -f "$T/etc/conf.d/20-bad.conf"
 
 # --- bad configuration: clear file:line error, no agent started
 echo "urll = https://x" >>"$T/etc/conf.d/10-second.conf"

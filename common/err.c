@@ -84,6 +84,32 @@ p11e_strerror(enum p11e_err err)
 		return "the token operation failed";
 	case P11E_ERR_CRYPTO:
 		return "a cryptographic operation failed";
+	case P11E_ERR_KEY_POLICY:
+		return "the key type or size is not allowed by the key policy";
+	case P11E_ERR_CSR_INVALID:
+		return "the certificate request is invalid";
+	case P11E_ERR_CSR_EXTENSIONS:
+		return "the certificate request asks for a subject or "
+		       "extensions that would not be issued";
+	case P11E_ERR_NOT_FOUND:
+		return "no such contract, user or certificate";
+	case P11E_ERR_EXISTS:
+		return "it already exists";
+	case P11E_ERR_DB_VERSION:
+		return "the database was written by a newer version of "
+		       "p11enroll-ra";
+	case P11E_ERR_DB:
+		return "the database operation failed";
+	case P11E_ERR_STORAGE_FULL:
+		return "no space left to store the change";
+	case P11E_ERR_OTP_INVALID:
+		return "the one-time password is not valid";
+	case P11E_ERR_OTP_REPLAYED:
+		return "the one-time password was already used";
+	case P11E_ERR_AUTH_FAILED:
+		return "authentication failed";
+	case P11E_ERR_LOCKED:
+		return "the account is locked after too many failures";
 	}
 	return "unknown error";
 }
@@ -162,6 +188,30 @@ p11e_err_name(enum p11e_err err)
 		return "Token";
 	case P11E_ERR_CRYPTO:
 		return "Crypto";
+	case P11E_ERR_KEY_POLICY:
+		return "KeyPolicy";
+	case P11E_ERR_CSR_INVALID:
+		return "CsrInvalid";
+	case P11E_ERR_CSR_EXTENSIONS:
+		return "CsrExtensions";
+	case P11E_ERR_NOT_FOUND:
+		return "NotFound";
+	case P11E_ERR_EXISTS:
+		return "Exists";
+	case P11E_ERR_DB_VERSION:
+		return "DbVersion";
+	case P11E_ERR_DB:
+		return "Db";
+	case P11E_ERR_STORAGE_FULL:
+		return "StorageFull";
+	case P11E_ERR_OTP_INVALID:
+		return "OtpInvalid";
+	case P11E_ERR_OTP_REPLAYED:
+		return "OtpReplayed";
+	case P11E_ERR_AUTH_FAILED:
+		return "AuthFailed";
+	case P11E_ERR_LOCKED:
+		return "Locked";
 	}
 	return NULL;
 }

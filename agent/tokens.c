@@ -161,6 +161,7 @@ hex(char *dst, const unsigned char *p, size_t len)
 {
 	size_t i;
 
+	dst[0] = '\0'; /* len 0: a CA-only import has no key id */
 	for (i = 0; i < len; i++)
 		snprintf(dst + 2 * i, 3, "%02x", p[i]);
 }
@@ -231,7 +232,10 @@ p11e_method_list_objects(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
 {
 	static const struct p11e_param allowed[] = { TOKEN_PARAMS,
-		{ NULL, 0, false } };
+		{ "login", JSON_TRUE, false }, { NULL, 0, false } };
+	/* a pin-source in the URI sends no PIN: "login" asks for one */
+	bool login = json_is_true(json_object_get(params, "login")) ||
+	    json_object_get(params, "pin") != NULL;
 	struct p11e_token_info info;
 	struct session s;
 	json_t *objects = NULL;
@@ -240,7 +244,7 @@ p11e_method_list_objects(
 	(void)agent;
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		return err;
-	if ((err = session_open(params, false, &s, detail)) != P11E_OK)
+	if ((err = session_open(params, login, &s, detail)) != P11E_OK)
 		goto out;
 	objects = json_array();
 	if ((err = p11e_token_objects(s.tok, add_object, objects)) != P11E_OK ||
@@ -249,8 +253,7 @@ p11e_method_list_objects(
 		goto out;
 	}
 	*result = json_pack("{s:o, s:b, s:O}", "token", token_json(&info),
-	    "logged_in", json_object_get(params, "pin") != NULL, "objects",
-	    objects);
+	    "logged_in", login, "objects", objects);
 out:
 	json_decref(objects);
 	session_close(&s);

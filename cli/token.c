@@ -97,8 +97,9 @@ p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv)
 
 /*
  * Adds "pin" to params when the token needs one typed in: not when the
- * URI has a pin-source, nor for a PIN pad, nor when the URI does not name
- * exactly one token (the agent then reports what it found).
+ * URI has a pin-source (or a pin-value, which the agent refuses), nor for
+ * a PIN pad, nor when the URI does not name exactly one token (the agent
+ * then reports what it found).  Adds "final_try" for --final-try.
  */
 static enum p11e_err
 add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
@@ -108,10 +109,13 @@ add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 	char prompt[256];
 	enum p11e_err err;
 
-	if (strstr(uri, "pin-source=") != NULL)
-		return P11E_OK;
+	/* a PIN file can be the last try too */
 	if (cli->final_try)
 		json_object_set_new(params, "final_try", json_true());
+	/* the agent refuses pin-value: no PIN to ask for */
+	if (strstr(uri, "pin-source=") != NULL ||
+	    strstr(uri, "pin-value=") != NULL)
+		return P11E_OK;
 	q = json_pack("{s:s}", "uri", uri);
 	if ((err = p11e_cli_call_agent(cli, "ListTokens", q, &res)) != P11E_OK)
 		return err;
@@ -279,6 +283,8 @@ p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv)
 	if (strcmp(verb, "objects") == 0 && file == NULL) {
 		method = "ListObjects";
 		need_pin = login;
+		if (login)
+			json_object_set_new(params, "login", json_true());
 	} else if (strcmp(verb, "keygen") == 0 && file == NULL) {
 		method = "GenerateKey";
 		if (type != NULL)

@@ -29,10 +29,12 @@ TS_OWN=${TS_OWN:-:}
 
 # ts_do ARGS...: runs p11enroll, output (both streams) in $out, exit
 # status in $rc.  ts_pin PIN ARGS...: the same with PIN on stdin.
+# Its standard output alone is in $TS_DIR/stdout (for JSON).
 ts_do()
 {
-	out=$($TS_RUN "$@" </dev/null 2>&1)
+	$TS_RUN "$@" </dev/null >"$TS_DIR/stdout" 2>"$TS_DIR/stderr"
 	rc=$?
+	out=$(cat "$TS_DIR/stderr" "$TS_DIR/stdout")
 	printf '%s\n' "--- p11enroll $* (exit $rc)" "$out" >&2
 }
 
@@ -40,8 +42,10 @@ ts_pin()
 {
 	ts_p=$1
 	shift
-	out=$(printf '%s\n' "$ts_p" | $TS_RUN --pin-stdin "$@" 2>&1)
+	printf '%s\n' "$ts_p" | $TS_RUN --pin-stdin "$@" >"$TS_DIR/stdout" \
+	    2>"$TS_DIR/stderr"
 	rc=$?
+	out=$(cat "$TS_DIR/stderr" "$TS_DIR/stdout")
 	printf '%s\n' "--- p11enroll --pin-stdin $* (exit $rc)" "$out" >&2
 }
 
@@ -58,10 +62,10 @@ ts_expect()
 	esac
 }
 
-# ts_json EXPR: EXPR (Python, over j = the JSON in $out) is true.
+# ts_json EXPR: EXPR (Python, over j = the JSON output) is true.
 ts_json()
 {
-	printf '%s\n' "$out" | python3 -c '
+	python3 <"$TS_DIR/stdout" -c '
 import json, sys
 j = json.load(sys.stdin)
 sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)' "$1"
@@ -91,10 +95,10 @@ ts_unchanged()
 	fi
 }
 
-# ts_count KIND [ID]: how many objects of KIND (with ID) $out lists.
+# ts_count KIND [ID]: how many objects of KIND (with ID) were listed.
 ts_count()
 {
-	printf '%s\n' "$out" | python3 -c '
+	python3 <"$TS_DIR/stdout" -c '
 import json, sys
 j = json.load(sys.stdin)
 print(sum(1 for o in j["objects"] if o["kind"] == sys.argv[1]
@@ -116,8 +120,7 @@ ts_tokens()
 	else
 		tap_fail "$TS_NAME: tokens --json URI gives one token"
 	fi
-	TS_FULL_URI=$(printf '%s\n' "$out" |
-	    python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"][0]["uri"])' 2>/dev/null)
+	TS_FULL_URI=$(python3 <"$TS_DIR/stdout" -c 'import json,sys; print(json.load(sys.stdin)["tokens"][0]["uri"])' 2>/dev/null)
 	tap_check "$TS_NAME: ... with its label, flags and key types" ts_json "
 j['tokens'][0]['label'] == '$TS_LABEL' and j['tokens'][0]['present'] and
 j['tokens'][0]['flags']['login_required'] and
@@ -144,7 +147,7 @@ ts_keygen()
 	for ts_t in $TS_KEYTYPES; do
 		ts_pin "$TS_PIN" --json token keygen "$TS_URI" --type "$ts_t" \
 		    --label "kg-$ts_t"
-		ts_id=$(printf '%s\n' "$out" | python3 -c '
+		ts_id=$(python3 <"$TS_DIR/stdout" -c '
 import json, sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)
 		if [ "$rc" -eq 0 ] && ts_json "j['key_type'] == '$ts_t' and
 len(j['id']) == 40" 2>/dev/null; then
@@ -153,7 +156,7 @@ len(j['id']) == 40" 2>/dev/null; then
 			tap_fail "$TS_NAME: keygen --type $ts_t (random 20-byte id)"
 		fi
 		# the SubjectPublicKeyInfo in the reply is a key of that type
-		printf '%s\n' "$out" | python3 -c '
+		python3 <"$TS_DIR/stdout" -c '
 import base64, json, sys
 sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["spki"]))' \
 		    >"$TS_DIR/$ts_t.spki" 2>/dev/null
@@ -229,7 +232,7 @@ ts_csr_import()
 	if [ -n "${TS_ID_rsa_2048-}" ]; then
 		ts_pin "$TS_PIN" token csr "$TS_URI" --id "$TS_ID_rsa_2048" \
 		    --subject "/CN=rsa"
-		printf '%s\n' "$out" >"$TS_DIR/rsa-req.pem"
+		cp "$TS_DIR/stdout" "$TS_DIR/rsa-req.pem"
 		tap_check "$TS_NAME: csr of the rsa-2048 key to stdout verifies" \
 		    openssl req -in "$TS_DIR/rsa-req.pem" -verify -noout
 	fi
@@ -362,10 +365,11 @@ ts_refusals()
 	tap_check "$TS_NAME: ... tried once (agent log: $ts_f0 -> $ts_f1 failed C_Login)" \
 	    [ "$((ts_f1 - ts_f0))" -eq 1 ]
 	if [ -n "${TS_CALLS-}" ]; then
-		: >"$TS_CALLS"
+		ts_l=$(wc -l <"$TS_CALLS")
 		ts_pin "wrong-$TS_PIN" token objects "$TS_URI" --login
 		tap_check "$TS_NAME: ... exactly one C_Login in the call log" \
-		    [ "$(grep -c '^C_Login ' "$TS_CALLS")" -eq 1 ]
+		    [ "$(tail -n +"$((ts_l + 1))" "$TS_CALLS" |
+		    grep -c '^C_Login ')" -eq 1 ]
 	fi
 	ts_unchanged "$TS_DIR/before" "$TS_NAME: ... nothing created, and the right PIN still works"
 

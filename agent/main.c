@@ -127,8 +127,8 @@ main(int argc, char **argv)
 	if (conf_path == NULL)
 		conf_path = p11e_conf_default_path();
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", conf_path);
-	err = p11e_conf_load(p11e_agent_schema, agent.conf_path, NULL,
-	    NULL, NULL, &agent.conf);
+	err = p11e_conf_load(
+	    p11e_agent_schema, agent.conf_path, NULL, NULL, NULL, &agent.conf);
 	if (err != P11E_OK) {
 		p11e_error_r(err, "not starting");
 		return 1;

@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/log.h"
+#include "server/db.h"
+
+/*
+ * Schema v1.  Times are seconds since the epoch; hashes are raw SHA-256
+ * (BLOB, 32 bytes); sealed values are AES-256-GCM blobs of server/seal.h
+ * (key outside the database, R13).  Secrets themselves are never stored:
+ * PINs and passwords only as Argon2id encoded hashes, codes and tokens
+ * only as SHA-256.
+ *
+ * contracts     one per customer (ご契約先): 11-digit contract ID (契約者ID),
+ *               name, contract PIN (ご契約先暗証番号) and confirmation PIN
+ *               (ご契約先確認暗証番号) hashes, the sealed customer card
+ *               (お客様カード), the pending grid challenge (kept until
+ *               answered or locked, R12)
+ * users         利用者 / 管理者 of a contract: user ID (利用者ID), role,
+ *               password hash, the failure counters (one across password,
+ *               PIN and OTP; one for the grid) and the lock
+ * otp_tokens    one per user: serial, sealed secret, digits, step and
+ *               last_used_step (the highest step accepted, R02)
+ * windows       acquisition windows (取得可能期間) / reissue authorisations:
+ *               at most one open per user
+ * enroll_codes  one-time admin enrollment codes and enrollment tokens,
+ *               by SHA-256 only, bound to the SPKI of their first CSR
+ * certificates  every certificate issued: serial (upper-case hex), the
+ *               user's issue number, DER, the CSR's and SPKI's SHA-256
+ *               (idempotent re-delivery, unique keys), validity, status,
+ *               revocation time and reason, peer address, key type
+ * audit         who did what to whom, when, from where, with what result
+ */
+static const char schema_v1[] =
+    "CREATE TABLE contracts ("
+    " id INTEGER PRIMARY KEY,"
+    " contract_id TEXT NOT NULL UNIQUE"
+    "  CHECK (length(contract_id) = 11 AND contract_id NOT GLOB '*[^0-9]*'),"
+    " name TEXT NOT NULL,"
+    " pin_hash TEXT NOT NULL,"
+    " confirm_pin_hash TEXT NOT NULL,"
+    " card BLOB NOT NULL,"
+    " grid_challenge TEXT,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE users ("
+    " id INTEGER PRIMARY KEY,"
+    " contract INTEGER NOT NULL REFERENCES contracts(id),"
+    " user_id TEXT NOT NULL CHECK (length(user_id) BETWEEN 1 AND 30"
+    "  AND user_id NOT GLOB '*[^0-9A-Za-z]*'),"
+    " name TEXT NOT NULL,"
+    " role TEXT NOT NULL CHECK (role IN ('user', 'admin')),"
+    " password_hash TEXT NOT NULL,"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " grid_failures INTEGER NOT NULL DEFAULT 0,"
+    " locked INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " UNIQUE (contract, user_id));"
+    "CREATE TABLE otp_tokens ("
+    " id INTEGER PRIMARY KEY,"
+    " user INTEGER NOT NULL UNIQUE REFERENCES users(id),"
+    " serial TEXT NOT NULL,"
+    " secret BLOB NOT NULL,"
+    " digits INTEGER NOT NULL DEFAULT 6 CHECK (digits BETWEEN 6 AND 8),"
+    " step INTEGER NOT NULL DEFAULT 30 CHECK (step IN (30, 60)),"
+    " last_used_step INTEGER NOT NULL DEFAULT -1,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE windows ("
+    " id INTEGER PRIMARY KEY,"
+    " user INTEGER NOT NULL REFERENCES users(id),"
+    " opened INTEGER NOT NULL,"
+    " closes INTEGER NOT NULL,"
+    " reason TEXT NOT NULL"
+    "  CHECK (reason IN ('initial', 'expired', 'lost', 'compromised')),"
+    " state TEXT NOT NULL DEFAULT 'open'"
+    "  CHECK (state IN ('open', 'used', 'closed')),"
+    " opened_by TEXT NOT NULL,"
+    " used_at INTEGER);"
+    "CREATE UNIQUE INDEX windows_one_open ON windows(user)"
+    " WHERE state = 'open';"
+    "CREATE TABLE enroll_codes ("
+    " id INTEGER PRIMARY KEY,"
+    " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    " user INTEGER NOT NULL REFERENCES users(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('admin-code', 'token')),"
+    " window INTEGER REFERENCES windows(id),"
+    " created INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL,"
+    " spki_sha256 BLOB,"
+    " used INTEGER);"
+    "CREATE TABLE certificates ("
+    " serial TEXT PRIMARY KEY,"
+    " user INTEGER NOT NULL REFERENCES users(id),"
+    " issue_no INTEGER NOT NULL,"
+    " der BLOB NOT NULL,"
+    " csr_sha256 BLOB NOT NULL,"
+    " spki_sha256 BLOB NOT NULL,"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'valid'"
+    "  CHECK (status IN ('valid', 'revoked', 'superseded')),"
+    " revoked_at INTEGER,"
+    " reason INTEGER,"
+    " issued_from TEXT,"
+    " key_type TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " UNIQUE (user, issue_no));"
+    "CREATE INDEX certificates_csr ON certificates(csr_sha256);"
+    "CREATE INDEX certificates_spki ON certificates(spki_sha256);"
+    "CREATE INDEX certificates_user ON certificates(user);"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY,"
+    " at INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target TEXT,"
+    " result TEXT NOT NULL,"
+    " peer TEXT,"
+    " detail TEXT);"
+    "CREATE INDEX audit_at ON audit(at);";
+
+const struct p11e_db_migration p11e_db_migrations[] = {
+	{ 1, schema_v1 },
+};
+const size_t p11e_db_n_migrations =
+    sizeof(p11e_db_migrations) / sizeof(p11e_db_migrations[0]);
+
+struct p11e_db {
+	sqlite3 *h;
+	int version;
+};
+
+enum p11e_err
+p11e_db_error(struct p11e_db *db, int rc, const char *what)
+{
+	int prim = rc & 0xff;
+
+	if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return P11E_OK;
+	p11e_error("database: %s: %s (%d)", what,
+	    db != NULL && db->h != NULL ? sqlite3_errmsg(db->h)
+					: sqlite3_errstr(rc),
+	    rc);
+	switch (prim) {
+	case SQLITE_FULL:
+		return P11E_ERR_STORAGE_FULL;
+	case SQLITE_IOERR:
+		/* a full disk shows as a write or fsync error on WAL */
+		if (errno == ENOSPC || errno == EDQUOT)
+			return P11E_ERR_STORAGE_FULL;
+		return P11E_ERR_DB;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return P11E_ERR_TIMEOUT;
+	case SQLITE_CONSTRAINT:
+		return P11E_ERR_EXISTS;
+	case SQLITE_NOMEM:
+		return P11E_ERR_NOMEM;
+	default:
+		return P11E_ERR_DB;
+	}
+}
+
+enum p11e_err
+p11e_db_prepare(struct p11e_db *db, const char *sql, sqlite3_stmt **st)
+{
+	int rc;
+
+	*st = NULL;
+	rc = sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return p11e_db_error(db, rc, "prepare");
+	}
+	return P11E_OK;
+}
+
+enum p11e_err
+p11e_db_step_done(struct p11e_db *db, sqlite3_stmt *st)
+{
+	enum p11e_err err = P11E_OK;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		err = p11e_db_error(db, rc, "step");
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum p11e_err
+exec(struct p11e_db *db, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc;
+
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? P11E_OK : p11e_db_error(db, rc, what);
+}
+
+static enum p11e_err
+pragma_int(struct p11e_db *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int rc;
+
+	if ((err = p11e_db_prepare(db, sql, &st)) != P11E_OK)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		err = rc == SQLITE_DONE ? P11E_ERR_DB
+					: p11e_db_error(db, rc, "pragma");
+	sqlite3_finalize(st);
+	return err;
+}
+
+enum p11e_err
+p11e_db_check_durability(struct p11e_db *db)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int64_t sync = -1;
+	const unsigned char *mode;
+	bool wal = false;
+
+	if ((err = pragma_int(db, "PRAGMA synchronous", &sync)) != P11E_OK)
+		return err;
+	if (sync != 2) {
+		p11e_error("database: synchronous is %lld, not FULL (2): "
+			   "refusing to run without durable commits",
+		    (long long)sync);
+		return P11E_ERR_DB;
+	}
+	if ((err = p11e_db_prepare(db, "PRAGMA journal_mode", &st)) != P11E_OK)
+		return err;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (mode = sqlite3_column_text(st, 0)) != NULL)
+		wal = strcmp((const char *)mode, "wal") == 0;
+	sqlite3_finalize(st);
+	if (!wal) {
+		p11e_error("database: journal_mode is not WAL");
+		return P11E_ERR_DB;
+	}
+	return P11E_OK;
+}
+
+static enum p11e_err
+read_version(struct p11e_db *db, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int rc;
+
+	*version = 0;
+	if ((err = p11e_db_prepare(db,
+		 "SELECT value FROM meta WHERE key = 'schema_version'", &st)) !=
+	    P11E_OK)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(st, 0);
+	else if (rc != SQLITE_DONE)
+		err = p11e_db_error(db, rc, "schema version");
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum p11e_err
+migrate(
+    struct p11e_db *db, const struct p11e_db_migration *migrations, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	size_t i;
+
+	if ((err = exec(db,
+		 "CREATE TABLE IF NOT EXISTS meta ("
+		 " key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+		 "meta table")) != P11E_OK ||
+	    (err = read_version(db, &db->version)) != P11E_OK)
+		return err;
+	if (db->version < 0 || (size_t)db->version > n) {
+		p11e_error("database: schema version %d is newer than this "
+			   "program's (%zu)",
+		    db->version, n);
+		return P11E_ERR_DB_VERSION;
+	}
+	for (i = (size_t)db->version; i < n; i++) {
+		p11e_return_val_if_fail(
+		    migrations[i].version == (int)i + 1, P11E_ERR_DB);
+		if ((err = p11e_db_begin(db)) != P11E_OK)
+			return err;
+		/* re-read under the write lock: another process may have
+		 * migrated in between */
+		if ((err = read_version(db, &db->version)) != P11E_OK)
+			goto fail;
+		if (db->version > (int)i) {
+			p11e_db_rollback(db);
+			i = (size_t)db->version - 1;
+			continue;
+		}
+		if ((err = exec(db, migrations[i].sql, "migration")) !=
+			P11E_OK ||
+		    (err = p11e_db_prepare(db,
+			 "INSERT OR REPLACE INTO meta (key, value)"
+			 " VALUES ('schema_version', ?)",
+			 &st)) != P11E_OK)
+			goto fail;
+		sqlite3_bind_int(st, 1, migrations[i].version);
+		if ((err = p11e_db_step_done(db, st)) != P11E_OK ||
+		    (err = p11e_db_commit(db)) != P11E_OK)
+			goto fail;
+		db->version = migrations[i].version;
+		p11e_debug(P11E_DEBUG_DB, "migrated to schema %d", db->version);
+	}
+	return P11E_OK;
+fail:
+	p11e_db_rollback(db);
+	return err;
+}
+
+enum p11e_err
+p11e_db_open_with(const char *path, bool create,
+    const struct p11e_db_migration *migrations, size_t n, struct p11e_db **out)
+{
+	struct p11e_db *db = NULL;
+	enum p11e_err err;
+	int rc, fd;
+
+	*out = NULL;
+	p11e_return_val_if_fail(path != NULL, P11E_ERR_INVALID_PARAMETER);
+	if (access(path, F_OK) != 0) {
+		if (!create) {
+			p11e_error("database %s: %s", path, strerror(errno));
+			return P11E_ERR_NOT_FOUND;
+		}
+		/* create it 0600 ourselves: SQLite would use the umask */
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			p11e_error("database %s: %s", path, strerror(errno));
+			return P11E_ERR_IO;
+		}
+		close(fd);
+	}
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return P11E_ERR_NOMEM;
+	rc = sqlite3_open_v2(
+	    path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		err = p11e_db_error(db, rc, path);
+		goto out;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, 5000);
+	if ((err = exec(db, "PRAGMA journal_mode = WAL", "journal_mode")) !=
+		P11E_OK ||
+	    (err = exec(db, "PRAGMA synchronous = FULL", "synchronous")) !=
+		P11E_OK ||
+	    (err = exec(db, "PRAGMA foreign_keys = ON", "foreign_keys")) !=
+		P11E_OK ||
+	    (err = exec(db, "PRAGMA secure_delete = ON", "secure_delete")) !=
+		P11E_OK ||
+	    (err = p11e_db_check_durability(db)) != P11E_OK ||
+	    (err = migrate(db, migrations, n)) != P11E_OK)
+		goto out;
+	*out = db;
+	db = NULL; /* transferred */
+out:
+	p11e_db_close(db);
+	return err;
+}
+
+enum p11e_err
+p11e_db_open(const char *path, bool create, struct p11e_db **out)
+{
+	return p11e_db_open_with(
+	    path, create, p11e_db_migrations, p11e_db_n_migrations, out);
+}
+
+void
+p11e_db_close(struct p11e_db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->h != NULL) {
+		if (!sqlite3_get_autocommit(db->h))
+			p11e_db_rollback(db);
+		sqlite3_close_v2(db->h);
+	}
+	free(db);
+}
+
+sqlite3 *
+p11e_db_handle(struct p11e_db *db)
+{
+	return db->h;
+}
+
+int
+p11e_db_schema_version(struct p11e_db *db)
+{
+	return db->version;
+}
+
+enum p11e_err
+p11e_db_begin(struct p11e_db *db)
+{
+	return exec(db, "BEGIN IMMEDIATE", "begin");
+}
+
+enum p11e_err
+p11e_db_commit(struct p11e_db *db)
+{
+	enum p11e_err err = exec(db, "COMMIT", "commit");
+
+	/* A failed COMMIT may leave the transaction open: end it. */
+	if (err != P11E_OK && !sqlite3_get_autocommit(db->h))
+		p11e_db_rollback(db);
+	return err;
+}
+
+void
+p11e_db_rollback(struct p11e_db *db)
+{
+	if (db == NULL || db->h == NULL || sqlite3_get_autocommit(db->h))
+		return;
+	(void)exec(db, "ROLLBACK", "rollback");
+}
+
+bool
+p11e_db_in_transaction(struct p11e_db *db)
+{
+	return !sqlite3_get_autocommit(db->h);
+}
+
+int64_t
+p11e_db_last_id(struct p11e_db *db)
+{
+	return sqlite3_last_insert_rowid(db->h);
+}
+
+int
+p11e_db_changes(struct p11e_db *db)
+{
+	return sqlite3_changes(db->h);
+}
+
+/*
+ * Whether s[0..n) is valid UTF-8 (no overlong forms, no surrogates).
+ */
+static bool
+valid_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			len = 2;
+			cp = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			len = 3;
+			cp = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			len = 4;
+			cp = s[i] & 0x07;
+		} else {
+			return false;
+		}
+		if (len > n - i)
+			return false;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+#define AUDIT_FIELD_MAX 512
+
+/*
+ * Escapes control characters (CR, LF, ...), DEL and backslash as \xNN
+ * (backslash as \\), and every byte >= 0x80 too when s is not valid UTF-8
+ * (R38); at most AUDIT_FIELD_MAX bytes, a cut marked with "...".
+ */
+static char *
+escape(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i, o = 0;
+	bool utf8 = valid_utf8(p, n);
+	char *out;
+
+	if ((out = malloc(AUDIT_FIELD_MAX + 8)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		size_t need =
+		    (p[i] < 0x20 || p[i] == 0x7f || (p[i] >= 0x80 && !utf8)) ? 4
+		    : p[i] == '\\'					     ? 2
+				   : 1;
+
+		if (o + need > AUDIT_FIELD_MAX) {
+			/* do not cut a UTF-8 sequence in half */
+			while (utf8 && o > 0 &&
+			    ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+				o--;
+			if (utf8 && o > 0 && (unsigned char)out[o - 1] >= 0xc0)
+				o--;
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (need == 4)
+			snprintf(out + o, 5, "\\x%02x", p[i]);
+		else if (need == 2)
+			memcpy(out + o, "\\\\", 2);
+		else
+			out[o] = (char)p[i];
+		o += need;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+enum p11e_err
+p11e_db_audit(struct p11e_db *db, const char *actor, const char *action,
+    const char *target, const char *result, const char *peer,
+    const char *detail)
+{
+	const char *in[6] = { actor, action, target, result, peer, detail };
+	char *esc[6] = { NULL };
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err = P11E_OK;
+	int i;
+
+	p11e_return_val_if_fail(
+	    actor && action && result, P11E_ERR_INVALID_PARAMETER);
+	for (i = 0; i < 6; i++)
+		if (in[i] != NULL && (esc[i] = escape(in[i])) == NULL) {
+			err = P11E_ERR_NOMEM;
+			goto out;
+		}
+	if ((err = p11e_db_prepare(db,
+		 "INSERT INTO audit (at, actor, action, target, result, peer,"
+		 " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		 &st)) != P11E_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+	for (i = 0; i < 6; i++)
+		sqlite3_bind_text(st, 2 + i, esc[i], -1, SQLITE_TRANSIENT);
+	err = p11e_db_step_done(db, st);
+out:
+	for (i = 0; i < 6; i++)
+		free(esc[i]);
+	return err;
+}
+
+static void
+copy_col(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(dst, dstlen, "%s", v != NULL ? (const char *)v : "");
+}
+
+enum p11e_err
+p11e_db_contract_find(
+    struct p11e_db *db, const char *contract_id, struct p11e_db_contract *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = p11e_db_prepare(db,
+		 "SELECT id, contract_id, name FROM contracts"
+		 " WHERE contract_id = ?",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_text(st, 1, contract_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		copy_col(out->contract_id, sizeof(out->contract_id), st, 1);
+		copy_col(out->name, sizeof(out->name), st, 2);
+	} else {
+		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
+					: p11e_db_error(db, rc, "contract");
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+#define USER_COLUMNS                                                 \
+	"SELECT u.id, u.contract, c.contract_id, u.user_id, u.name," \
+	" u.role = 'admin', u.failures, u.grid_failures, u.locked"   \
+	" FROM users u JOIN contracts c ON c.id = u.contract "
+
+static enum p11e_err
+user_row(struct p11e_db *db, sqlite3_stmt *st, struct p11e_db_user *out)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE)
+		return P11E_ERR_NOT_FOUND;
+	if (rc != SQLITE_ROW)
+		return p11e_db_error(db, rc, "user");
+	out->id = sqlite3_column_int64(st, 0);
+	out->contract = sqlite3_column_int64(st, 1);
+	copy_col(out->contract_id, sizeof(out->contract_id), st, 2);
+	copy_col(out->user_id, sizeof(out->user_id), st, 3);
+	copy_col(out->name, sizeof(out->name), st, 4);
+	out->admin = sqlite3_column_int(st, 5) != 0;
+	out->failures = sqlite3_column_int(st, 6);
+	out->grid_failures = sqlite3_column_int(st, 7);
+	out->locked = sqlite3_column_int(st, 8) != 0;
+	return P11E_OK;
+}
+
+enum p11e_err
+p11e_db_user_find(struct p11e_db *db, const char *contract_id,
+    const char *user_id, struct p11e_db_user *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = p11e_db_prepare(db,
+		 USER_COLUMNS "WHERE c.contract_id = ? AND u.user_id = ?",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_text(st, 1, contract_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
+	err = user_row(db, st, out);
+	sqlite3_finalize(st);
+	return err;
+}
+
+enum p11e_err
+p11e_db_user_get(struct p11e_db *db, int64_t id, struct p11e_db_user *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = p11e_db_prepare(db, USER_COLUMNS "WHERE u.id = ?", &st)) !=
+	    P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, id);
+	err = user_row(db, st, out);
+	sqlite3_finalize(st);
+	return err;
+}
+
+enum p11e_err
+p11e_db_window_open_get(struct p11e_db *db, int64_t user, time_t now,
+    int64_t *window, time_t *closes)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int rc;
+
+	*window = 0;
+	*closes = 0;
+	if ((err = p11e_db_prepare(db,
+		 "SELECT id, closes FROM windows WHERE user = ?"
+		 " AND state = 'open' AND opened <= ? AND closes > ?",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, user);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*window = sqlite3_column_int64(st, 0);
+		*closes = (time_t)sqlite3_column_int64(st, 1);
+	} else {
+		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
+					: p11e_db_error(db, rc, "window");
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+enum p11e_err
+p11e_db_revoked_list(
+    struct p11e_db *db, time_t now, struct p11e_db_revoked **out, size_t *n)
+{
+	struct p11e_db_revoked *list = NULL, *grown;
+	sqlite3_stmt *st = NULL;
+	size_t count = 0, cap = 0;
+	enum p11e_err err;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((err = p11e_db_prepare(db,
+		 "SELECT serial, revoked_at, reason FROM certificates"
+		 " WHERE status = 'revoked' AND not_after > ?"
+		 " ORDER BY revoked_at, serial",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = reallocarray(list, cap, sizeof(*list));
+			if (grown == NULL) {
+				err = P11E_ERR_NOMEM;
+				goto out;
+			}
+			list = grown;
+		}
+		copy_col(list[count].serial, sizeof(list[count].serial), st, 0);
+		list[count].revoked_at = (time_t)sqlite3_column_int64(st, 1);
+		list[count].reason = sqlite3_column_int(st, 2);
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		err = p11e_db_error(db, rc, "revoked list");
+		goto out;
+	}
+	*out = list;
+	*n = count;
+	list = NULL; /* transferred */
+out:
+	sqlite3_finalize(st);
+	free(list);
+	return err;
+}
+
+bool
+p11e_db_valid_contract_id(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] < '0' || s[i] > '9' || i >= 11)
+			return false;
+	return i == 11;
+}
+
+bool
+p11e_db_valid_user_id(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (i >= 30 ||
+		    !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+			(c >= 'a' && c <= 'z')))
+			return false;
+	}
+	return i >= 1;
+}

@@ -286,7 +286,6 @@ p11e_token_keygen(struct p11e_token *tok, enum p11e_key_type type,
 	ADD(pub, CKA_TOKEN, &yes, sizeof(yes));
 	ADD(pub, CKA_PRIVATE, &no, sizeof(no));
 	ADD(pub, CKA_VERIFY, &yes, sizeof(yes));
-	ADD(pub, CKA_ENCRYPT, &no, sizeof(no));
 	ADD(pub, CKA_WRAP, &no, sizeof(no));
 	ADD(pub, CKA_ID, id, idlen);
 	ADD(pub, CKA_LABEL, label, strlen(label));
@@ -297,7 +296,6 @@ p11e_token_keygen(struct p11e_token *tok, enum p11e_key_type type,
 	ADD(priv, CKA_SENSITIVE, &yes, sizeof(yes));
 	ADD(priv, CKA_EXTRACTABLE, &no, sizeof(no));
 	ADD(priv, CKA_SIGN, &yes, sizeof(yes));
-	ADD(priv, CKA_DECRYPT, &no, sizeof(no));
 	ADD(priv, CKA_UNWRAP, &no, sizeof(no));
 	ADD(priv, CKA_DERIVE, &no, sizeof(no));
 	ADD(priv, CKA_ID, id, idlen);
@@ -307,6 +305,14 @@ p11e_token_keygen(struct p11e_token *tok, enum p11e_key_type type,
 		ADD(pub, CKA_EC_PARAMS, key_types[type].params,
 		    key_types[type].params_len);
 	} else {
+		/*
+		 * Sign only.  Not for EC, where encryption does not apply:
+		 * tpm2-pkcs11 1.9 refuses EC templates that mention it
+		 * ("Failed to add missing rsa attrs"), and RSA ones too, so
+		 * it cannot make RSA keys here (XXX: a tpm2-pkcs11 limit).
+		 */
+		ADD(pub, CKA_ENCRYPT, &no, sizeof(no));
+		ADD(priv, CKA_DECRYPT, &no, sizeof(no));
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
 		ADD(pub, CKA_MODULUS_BITS, &bits, sizeof(bits));
 		ADD(pub, CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent));

@@ -32,11 +32,12 @@ TS_URI="pkcs11:token=p11e-tpm2-a"
 TS_LABEL=p11e-tpm2-a
 TS_PIN=$TPM2TOKEN_PIN
 TS_KEYTYPES="ec-p256 ec-p384 rsa-2048 rsa-3072"
-# tpm2-pkcs11 1.9 on swtpm 0.7 lists RSA key pair generation up to 3072
-# bits, but C_GenerateKeyPair of a 3072-bit key fails there with
-# CKR_GENERAL_ERROR (pkcs11-tool too): a token limit, not ours.
-TS_KEYGEN="ec-p256 ec-p384 rsa-2048"
-TS_KEYGEN_SKIP="swtpm lists RSA-3072 but cannot generate it (CKR_GENERAL_ERROR)"
+# tpm2-pkcs11 1.9 lists RSA key pair generation up to 3072 bits, but
+# refuses a sign-only RSA template (CKA_DECRYPT false: "Failed to add
+# missing rsa attrs", CKR_GENERAL_ERROR), and p11enroll does not make RSA
+# keys that can decrypt (DESIGN §5): a token limit, see pkcs11/keys.c.
+TS_KEYGEN="ec-p256 ec-p384"
+TS_KEYGEN_SKIP="tpm2-pkcs11 1.9 refuses sign-only RSA key templates"
 TS_UNSUPPORTED=rsa-4096
 TS_OTHER_URI=$("$P11ENROLL" --json tokens "pkcs11:token=p11e-tpm2-b" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"][0]["uri"])')

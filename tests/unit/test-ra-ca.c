@@ -111,15 +111,17 @@ make_csr(EVP_PKEY *key, const char *cn, const char *org, const char *exts,
 	X509_REQ_set_subject_name(req, n);
 	X509_REQ_set_pubkey(req, key);
 	if (exts != NULL) {
-		char buf[512], *p, *save = NULL;
+		char buf[512], *p, *bar;
 
 		sk = sk_X509_EXTENSION_new_null();
 		snprintf(buf, sizeof(buf), "%s", exts);
-		for (p = strtok_r(buf, "|", &save); p != NULL;
-		     p = strtok_r(NULL, "|", &save)) {
-			char *eq = strchr(p, '=');
+		for (p = buf; p != NULL; p = bar != NULL ? bar + 1 : NULL) {
+			char *eq;
 			X509_EXTENSION *e;
 
+			if ((bar = strchr(p, '|')) != NULL)
+				*bar = '\0';
+			eq = strchr(p, '=');
 			*eq = '\0';
 			e = X509V3_EXT_conf(NULL, NULL, p, eq + 1);
 			assert_non_null(e);

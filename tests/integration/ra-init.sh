@@ -1,0 +1,54 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# p11enroll-ra init: what it creates, with which modes, and that a
+# non-empty directory is refused without a change.
+
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/ra.sh"
+
+command -v sqlite3 >/dev/null 2>&1 ||
+    tap_skip_all "sqlite3 not installed (Debian package sqlite3)"
+
+tap_plan 16
+tap_tmpdir T
+
+mode() { stat -c %a "$1"; }
+
+tap_check "init creates the RA directory" \
+    "$RA" init "$T/ra" --hostname ra.example.jp --hostname 192.0.2.7
+tap_check "directory is 0700" test "$(mode "$T/ra")" = 700
+tap_check "CA key is 0600" test "$(mode "$T/ra/ca.key")" = 600
+tap_check "TLS key is 0600" test "$(mode "$T/ra/tls.key")" = 600
+tap_check "data key is 0400 and 32 bytes" \
+    test "$(mode "$T/ra/data.key")" = 400 -a "$(stat -c %s "$T/ra/data.key")" = 32
+tap_check "database is 0600" test "$(mode "$T/ra/ra.db")" = 600
+tap_check "CA is a CA" sh -c \
+    "openssl x509 -in '$T/ra/ca.crt' -noout -ext basicConstraints | grep -q 'CA:TRUE'"
+tap_check "TLS certificate chains to the server CA" \
+    openssl verify -CAfile "$T/ra/server-ca.crt" "$T/ra/tls.crt"
+tap_check "TLS SAN has loopback, localhost and the hostnames" sh -c \
+    "openssl x509 -in '$T/ra/tls.crt' -noout -ext subjectAltName | tr -d ' \n' | grep -q 'DNS:localhost,IPAddress:127.0.0.1,IPAddress:0:0:0:0:0:0:0:1,DNS:ra.example.jp,IPAddress:192.0.2.7' || openssl x509 -in '$T/ra/tls.crt' -noout -ext subjectAltName | grep -q ra.example.jp"
+tap_check "database is WAL with schema 1" sh -c \
+    "test \"\$(sqlite3 '$T/ra/ra.db' 'PRAGMA journal_mode')\" = wal && test \"\$(sqlite3 '$T/ra/ra.db' \"SELECT value FROM meta WHERE key='schema_version'\")\" = 1"
+tap_check "ra.conf names the files and comments the policy" sh -c \
+    "grep -q '^cert = $T/ra/ca.crt' '$T/ra/ra.conf' && grep -q '^#validity = 366d' '$T/ra/ra.conf' && grep -q '^url = https://ra.example.jp:8443' '$T/ra/ra.conf'"
+tap_check "init is audited" sh -c \
+    "sqlite3 '$T/ra/ra.db' \"SELECT action FROM audit\" | grep -qx init"
+
+# refusal of a non-empty directory, nothing changed
+mkdir "$T/busy" && echo keep >"$T/busy/file"
+before=$(ls -la --time-style=+%s "$T/busy" | sort)
+if "$RA" init "$T/busy" 2>"$T/err"; then
+	tap_fail "init into a non-empty directory is refused"
+else
+	tap_check "init into a non-empty directory is refused" \
+	    grep -q "is not empty" "$T/err"
+fi
+tap_check "and nothing changed there" \
+    test "$(ls -la --time-style=+%s "$T/busy" | sort)" = "$before"
+# an existing empty directory is fine
+mkdir "$T/empty"
+tap_check "init into an empty directory" "$RA" init "$T/empty" --rsa
+tap_check "--rsa gives an RSA 3072 CA" sh -c \
+    "openssl x509 -in '$T/empty/ca.crt' -noout -text | grep -q 'Public-Key: (3072 bit)'"
+tap_done

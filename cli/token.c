@@ -130,7 +130,11 @@ add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 		p11e_info("warning: one more wrong PIN locks '%s'%s",
 		    str(t, "label"),
 		    cli->final_try ? "" : " (--final-try to try anyway)");
-	else if (flag(t, "pin_count_low"))
+	if (flag(t, "pin_final_try") && !cli->final_try) {
+		/* not even asked: the agent refuses to try (PinFinalTry) */
+		json_decref(res);
+		return P11E_OK;
+	} else if (flag(t, "pin_count_low"))
 		p11e_info("warning: '%s' says few PIN tries are left",
 		    str(t, "label"));
 	snprintf(prompt, sizeof(prompt),

@@ -358,7 +358,7 @@ object_uri(
 	if (tok->module->C_GetTokenInfo(tok->slot, &ti) != CKR_OK ||
 	    (uri = p11_kit_uri_new()) == NULL)
 		return;
-	memcpy(p11_kit_uri_get_token_info(uri), &ti, sizeof(ti));
+	p11e_uri_set_token(uri, &ti);
 	a.type = CKA_ID;
 	a.pValue = o->id;
 	a.ulValueLen = o->idlen;
@@ -378,51 +378,6 @@ object_uri(
 		snprintf(o->uri, sizeof(o->uri), "%s", s);
 	free(s);
 	p11_kit_uri_free(uri);
-}
-
-static const char *
-key_type_of(struct p11e_token *tok, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls)
-{
-	CK_KEY_TYPE kt;
-	CK_ULONG bits = 0;
-	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
-	struct p11e_buf b;
-	const char *name = "";
-
-	if (tok->module->C_GetAttributeValue(tok->session, h, &a, 1) != CKR_OK)
-		return "";
-	p11e_buf_init(&b, 256);
-	if (kt == CKK_EC) {
-		name = "ec";
-		if (p11e_tok_attr(tok, h, CKA_EC_PARAMS, 256, &b) == P11E_OK) {
-			if (b.len == 10 &&
-			    memcmp(b.data,
-				"\x06\x08\x2a\x86\x48"
-				"\xce\x3d\x03\x01\x07",
-				10) == 0)
-				name = "ec-p256";
-			else if (b.len == 7 &&
-			    memcmp(b.data, "\x06\x05\x2b\x81\x04\x00\x22", 7) ==
-				0)
-				name = "ec-p384";
-		}
-	} else if (kt == CKK_RSA) {
-		CK_ATTRIBUTE m = { CKA_MODULUS_BITS, &bits, sizeof(bits) };
-
-		name = "rsa";
-		if (cls == CKO_PUBLIC_KEY &&
-		    tok->module->C_GetAttributeValue(tok->session, h, &m, 1) ==
-			CKR_OK) {
-			if (bits == 2048)
-				name = "rsa-2048";
-			else if (bits == 3072)
-				name = "rsa-3072";
-			else if (bits == 4096)
-				name = "rsa-4096";
-		}
-	}
-	p11e_buf_clear(&b);
-	return name;
 }
 
 /*
@@ -514,8 +469,7 @@ p11e_token_objects(struct p11e_token *tok,
 				memcpy(o.label, b.data, b.len);
 			p11e_buf_reset(&b);
 			if (kinds[k].cls != CKO_CERTIFICATE) {
-				o.key_type =
-				    key_type_of(tok, h[i], kinds[k].cls);
+				o.key_type = p11e_tok_key_type(tok, h[i]);
 			} else if (p11e_tok_attr(tok, h[i], CKA_VALUE, CERT_MAX,
 				       &b) == P11E_OK) {
 				const unsigned char *p = b.data;

@@ -55,6 +55,48 @@ p11e_key_type_parse(const char *name, enum p11e_key_type *type)
 	return P11E_ERR_PARSE;
 }
 
+const char *
+p11e_tok_key_type(struct p11e_token *tok, CK_OBJECT_HANDLE h)
+{
+	CK_KEY_TYPE kt;
+	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
+	CK_ATTRIBUTE m = { CKA_MODULUS, NULL, 0 };
+	struct p11e_buf b;
+	const char *name = "";
+	int i;
+
+	if (tok->module->C_GetAttributeValue(tok->session, h, &a, 1) != CKR_OK)
+		return "";
+	p11e_buf_init(&b, 256);
+	if (kt == CKK_EC) {
+		name = "ec";
+		if (p11e_tok_attr(tok, h, CKA_EC_PARAMS, 256, &b) != P11E_OK)
+			goto out;
+	} else if (kt == CKK_RSA) {
+		name = "rsa";
+		/* the modulus is public on private keys too: its length */
+		if (tok->module->C_GetAttributeValue(tok->session, h, &m, 1) !=
+			CKR_OK ||
+		    m.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+			goto out;
+	} else {
+		goto out;
+	}
+	for (i = 0; i < P11E_KEY_TYPE_COUNT; i++) {
+		if (key_types[i].ck != kt)
+			continue;
+		if (kt == CKK_EC ? b.len == key_types[i].params_len &&
+			    memcmp(b.data, key_types[i].params, b.len) == 0
+				 : m.ulValueLen * 8 == key_types[i].bits) {
+			name = key_types[i].name;
+			break;
+		}
+	}
+out:
+	p11e_buf_clear(&b);
+	return name;
+}
+
 /* Whether any object on the token carries CKA_ID id. */
 static enum p11e_err
 id_used(

@@ -30,6 +30,12 @@ struct p11e_token {
 	bool logged_in;
 };
 
+/*
+ * Puts ti's token fields into uri, with NUL padding turned into blanks
+ * (tpm2-pkcs11 pads its model with NULs).
+ */
+void p11e_uri_set_token(P11KitUri *uri, const CK_TOKEN_INFO *ti);
+
 /* Sets the context's detail (printf-like); replaces the previous one. */
 void p11e_p11_set_detail(struct p11e_p11 *p11, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -70,6 +76,12 @@ enum p11e_err p11e_tok_attr(struct p11e_token *tok, CK_OBJECT_HANDLE obj,
  */
 enum p11e_err p11e_tok_spki(struct p11e_token *tok, const unsigned char *id,
     size_t idlen, struct p11e_buf *spki);
+
+/*
+ * The p11enroll name of the key object's type ("ec-p256", "rsa-2048"),
+ * "ec" or "rsa" for other sizes, "" for other keys.  Static.
+ */
+const char *p11e_tok_key_type(struct p11e_token *tok, CK_OBJECT_HANDLE h);
 
 /*
  * Drains OpenSSL's error queue into the log, one line per entry, each

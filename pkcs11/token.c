@@ -208,6 +208,31 @@ p11e_p11_free(struct p11e_p11 *p11)
 
 /* ---- token information ------------------------------------------------- */
 
+/* Turns NUL padding into the blanks PKCS#11 asks for. */
+static void
+blank_nuls(unsigned char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\0')
+			s[i] = ' ';
+	}
+}
+
+void
+p11e_uri_set_token(P11KitUri *uri, const CK_TOKEN_INFO *ti)
+{
+	CK_TOKEN_INFO *ut = p11_kit_uri_get_token_info(uri);
+
+	memcpy(ut, ti, sizeof(*ti));
+	/* some modules pad with NULs, which would end up in the URI */
+	blank_nuls(ut->label, sizeof(ut->label));
+	blank_nuls(ut->manufacturerID, sizeof(ut->manufacturerID));
+	blank_nuls(ut->model, sizeof(ut->model));
+	blank_nuls(ut->serialNumber, sizeof(ut->serialNumber));
+}
+
 /* Copies a blank-padded PKCS#11 string, trimmed, NUL-terminated. */
 static void
 padded(char *dst, size_t dstlen, const unsigned char *src, size_t srclen)
@@ -222,13 +247,23 @@ padded(char *dst, size_t dstlen, const unsigned char *src, size_t srclen)
 	dst[n] = '\0';
 }
 
+/* The slot's mechanism list (at most max entries). */
+struct mechs {
+	CK_MECHANISM_TYPE list[256];
+	CK_ULONG n;
+};
+
 static bool
-has_mech(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
-    CK_FLAGS need, CK_ULONG bits)
+has_mech(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const struct mechs *ms,
+    CK_MECHANISM_TYPE type, CK_FLAGS need, CK_ULONG bits)
 {
 	CK_MECHANISM_INFO mi;
+	CK_ULONG i;
 
-	if (m->C_GetMechanismInfo(slot, type, &mi) != CKR_OK)
+	/* only ask about listed mechanisms: some modules do not expect more */
+	for (i = 0; i < ms->n && ms->list[i] != type; i++)
+		;
+	if (i == ms->n || m->C_GetMechanismInfo(slot, type, &mi) != CKR_OK)
 		return false;
 	if ((mi.flags & need) != need)
 		return false;
@@ -243,24 +278,31 @@ static void
 fill_mechanisms(
     CK_FUNCTION_LIST *m, CK_SLOT_ID slot, struct p11e_token_info *info)
 {
-	bool ec = has_mech(m, slot, CKM_ECDSA, CKF_SIGN, 0);
-	bool rsa = has_mech(m, slot, CKM_RSA_PKCS, CKF_SIGN, 0);
+	struct mechs ms;
+	bool ec, rsa;
 
+	ms.n = sizeof(ms.list) / sizeof(ms.list[0]);
+	if (m->C_GetMechanismList(slot, ms.list, &ms.n) != CKR_OK)
+		return;
+	ec = has_mech(m, slot, &ms, CKM_ECDSA, CKF_SIGN, 0);
+	rsa = has_mech(m, slot, &ms, CKM_RSA_PKCS, CKF_SIGN, 0);
 	info->keygen[P11E_KEY_EC_P256] = ec &&
-	    has_mech(m, slot, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, 256);
+	    has_mech(
+		m, slot, &ms, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, 256);
 	info->keygen[P11E_KEY_EC_P384] = ec &&
-	    has_mech(m, slot, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, 384);
+	    has_mech(
+		m, slot, &ms, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, 384);
 	info->keygen[P11E_KEY_RSA_2048] = rsa &&
-	    has_mech(m, slot, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
-		2048);
+	    has_mech(m, slot, &ms, CKM_RSA_PKCS_KEY_PAIR_GEN,
+		CKF_GENERATE_KEY_PAIR, 2048);
 	info->keygen[P11E_KEY_RSA_3072] = rsa &&
-	    has_mech(m, slot, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
-		3072);
+	    has_mech(m, slot, &ms, CKM_RSA_PKCS_KEY_PAIR_GEN,
+		CKF_GENERATE_KEY_PAIR, 3072);
 	info->keygen[P11E_KEY_RSA_4096] = rsa &&
-	    has_mech(m, slot, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
-		4096);
-	info->rsa_tls13 = has_mech(m, slot, CKM_RSA_X_509, CKF_SIGN, 0) ||
-	    has_mech(m, slot, CKM_RSA_PKCS_PSS, CKF_SIGN, 0);
+	    has_mech(m, slot, &ms, CKM_RSA_PKCS_KEY_PAIR_GEN,
+		CKF_GENERATE_KEY_PAIR, 4096);
+	info->rsa_tls13 = has_mech(m, slot, &ms, CKM_RSA_X_509, CKF_SIGN, 0) ||
+	    has_mech(m, slot, &ms, CKM_RSA_PKCS_PSS, CKF_SIGN, 0);
 }
 
 static void
@@ -302,7 +344,7 @@ fill_info(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_INFO *mi,
 	fill_flags(ti, info);
 	fill_mechanisms(m, slot, info);
 	if ((uri = p11_kit_uri_new()) != NULL) {
-		memcpy(p11_kit_uri_get_token_info(uri), ti, sizeof(*ti));
+		p11e_uri_set_token(uri, ti);
 		if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_TOKEN, &s) ==
 		    P11_KIT_URI_OK)
 			snprintf(info->uri, sizeof(info->uri), "%s", s);

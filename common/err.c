@@ -110,6 +110,31 @@ p11e_strerror(enum p11e_err err)
 		return "authentication failed";
 	case P11E_ERR_LOCKED:
 		return "the account is locked after too many failures";
+	case P11E_ERR_NO_ENROLLMENT_WINDOW:
+		return "the acquisition window has expired or was used";
+	case P11E_ERR_SERVER_REFUSED:
+		return "the enrollment server refused the request";
+	case P11E_ERR_SERVER_UNREACHABLE:
+		return "cannot reach the enrollment server";
+	case P11E_ERR_SERVER_UNTRUSTED:
+		return "the enrollment server's certificate is not trusted";
+	case P11E_ERR_BAD_RESPONSE:
+		return "the enrollment server sent an unusable answer";
+	case P11E_ERR_JOURNAL_CORRUPT:
+		return "a credential record is damaged";
+	case P11E_ERR_UNKNOWN_SERVICE:
+		return "no such enrollment service is configured";
+	case P11E_ERR_SERVER_BUSY:
+		return "the enrollment server is busy or unavailable";
+	case P11E_ERR_CERT_REVOKED:
+		return "the certificate is revoked or no longer current";
+	case P11E_ERR_TOO_EARLY:
+		return "it is too early to renew this certificate";
+	case P11E_ERR_KEY_IN_USE:
+		return "this public key is already certified for someone else";
+	case P11E_ERR_CREDENTIALS_REQUIRED:
+		return "the server needs the password and a one-time password "
+		       "again";
 	}
 	return "unknown error";
 }
@@ -212,6 +237,30 @@ p11e_err_name(enum p11e_err err)
 		return "AuthFailed";
 	case P11E_ERR_LOCKED:
 		return "Locked";
+	case P11E_ERR_NO_ENROLLMENT_WINDOW:
+		return "NoEnrollmentWindow";
+	case P11E_ERR_SERVER_REFUSED:
+		return "ServerRefused";
+	case P11E_ERR_SERVER_UNREACHABLE:
+		return "ServerUnreachable";
+	case P11E_ERR_SERVER_UNTRUSTED:
+		return "ServerUntrusted";
+	case P11E_ERR_BAD_RESPONSE:
+		return "BadResponse";
+	case P11E_ERR_JOURNAL_CORRUPT:
+		return "JournalCorrupt";
+	case P11E_ERR_UNKNOWN_SERVICE:
+		return "UnknownService";
+	case P11E_ERR_SERVER_BUSY:
+		return "ServerBusy";
+	case P11E_ERR_CERT_REVOKED:
+		return "CertRevoked";
+	case P11E_ERR_TOO_EARLY:
+		return "TooEarly";
+	case P11E_ERR_KEY_IN_USE:
+		return "KeyInUse";
+	case P11E_ERR_CREDENTIALS_REQUIRED:
+		return "CredentialsRequired";
 	}
 	return NULL;
 }

@@ -176,6 +176,11 @@ profile_name(const struct p11e_ca_profile *p)
 		X509_NAME_add_entry_by_NID(name, NID_organizationName,
 		    MBSTRING_UTF8, (const unsigned char *)p->organization, -1,
 		    -1, 0) != 1) ||
+	    (p->organizational_unit != NULL &&
+		X509_NAME_add_entry_by_NID(name, NID_organizationalUnitName,
+		    MBSTRING_UTF8,
+		    (const unsigned char *)p->organizational_unit, -1, -1,
+		    0) != 1) ||
 	    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
 		(const unsigned char *)p->common_name, -1, -1, 0) != 1) {
 		X509_NAME_free(name);

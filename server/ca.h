@@ -76,6 +76,8 @@ struct p11e_ca_profile {
 	const char *san_uri; /* may be NULL: no SAN */
 	long validity; /* seconds from notBefore; 0: 1 year + 1 day */
 	long backdate; /* seconds before now; -1: 5 minutes */
+	/* may be NULL; the subject is O, OU, CN in this order */
+	const char *organizational_unit;
 };
 
 /* The defaults: 366 days and 300 seconds. */

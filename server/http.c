@@ -57,7 +57,14 @@ p11e_http_problem(struct p11e_http_response *resp, unsigned int status,
 	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	if (text != NULL)
 		(void)p11e_buf_append_str(&resp->body, text);
-	free(text);
+	if (text != NULL) {
+		/* jansson's allocator may be a wiping one (common/ipc.h) */
+		json_malloc_t jmalloc;
+		json_free_t jfree;
+
+		json_get_alloc_funcs(&jmalloc, &jfree);
+		jfree(text);
+	}
 	json_decref(j);
 }
 

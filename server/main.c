@@ -41,6 +41,9 @@ static const struct command commands[] = {
 	{ "list", p11e_ra_cmd_list,
 	    "[CONTRACT]: contracts, users, certificates, windows" },
 	{ "audit", p11e_ra_cmd_audit, "[--since TIME]: the audit trail" },
+	{ "serve", p11e_ra_cmd_serve,
+	    "[--listen ADDR:PORT] [--port-file F]: EST and the user session "
+	    "over HTTPS" },
 	{ "help", cmd_help, "show this help" },
 };
 

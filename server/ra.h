@@ -62,5 +62,6 @@ int p11e_ra_cmd_crl(struct p11e_ra *ra, int argc, char **argv);
 int p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv);
 int p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv);
 int p11e_ra_cmd_audit(struct p11e_ra *ra, int argc, char **argv);
+int p11e_ra_cmd_serve(struct p11e_ra *ra, int argc, char **argv);
 
 #endif /* P11E_RA_H */

@@ -25,6 +25,7 @@ static const struct p11e_ca_profile profile = {
 	"urn:p11enroll:00012345678:S0001",
 	0,
 	-1,
+	NULL,
 };
 
 static EVP_PKEY *

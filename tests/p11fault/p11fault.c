@@ -31,6 +31,17 @@
  *	Appends one line per call: "C_Name rv=0x00000000", with
  *	" injected" when the result came from a fault.  C_Login adds
  *	"pin_len=N"; no PIN byte is ever written.
+ *   login-pin-file = /path/file
+ *	TEST ONLY (browser tests): after each successful C_OpenSession on
+ *	a token that is not logged in yet, p11fault itself calls the real
+ *	C_Login(CKU_USER) with the first line of this file, logged as
+ *	"C_Login rv=... autologin pin_len=N".  A headless browser can only
+ *	ask for a PIN in a dialog nobody can answer; PKCS#11 login state
+ *	is per process, so with this the browser finds the token logged
+ *	in and never asks.  Nothing is faked: the token still requires
+ *	the login and checks the real PIN (a wrong one fails, and the
+ *	browser falls back to its prompt).  This belongs in tests only:
+ *	the product never stores a PIN in a file for a browser.
  *
  * An unknown directive or a bad value makes C_Initialize return
  * CKR_GENERAL_ERROR after printing "p11fault: FILE:LINE: ..." to stderr.
@@ -375,6 +386,7 @@ struct config {
 	CK_FLAGS flags_add;
 	CK_FLAGS flags_remove;
 	bool token_absent;
+	char *login_pin_file; /* test only: log in after C_OpenSession */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -392,6 +404,7 @@ config_clear(struct config *c)
 {
 	free(c->module);
 	free(c->log);
+	free(c->login_pin_file);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -558,6 +571,10 @@ parse_line(char *line, struct config *c)
 	} else if (strcmp(key, "log") == 0) {
 		free(c->log);
 		if ((c->log = strdup(value)) == NULL)
+			return "out of memory";
+	} else if (strcmp(key, "login-pin-file") == 0) {
+		free(c->login_pin_file);
+		if ((c->login_pin_file = strdup(value)) == NULL)
 			return "out of memory";
 	} else if (strcmp(key, "fail") == 0) {
 		return parse_fail(value, c);
@@ -910,6 +927,46 @@ shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 	    add != 0 || remove != 0 ? "flags" : NULL);
 }
 
+/*
+ * login-pin-file: logs the new session's token in with the PIN read
+ * from the file, unless it is logged in already.  Test-only code.
+ */
+static void
+auto_login(CK_SESSION_HANDLE s)
+{
+	CK_SESSION_INFO info;
+	char path[MAX_LINE], pin[256], extra[64];
+	size_t len = 0;
+	ssize_t n;
+	CK_RV rv;
+	int fd;
+
+	pthread_mutex_lock(&lock);
+	path[0] = '\0';
+	if (conf.login_pin_file != NULL)
+		snprintf(path, sizeof(path), "%s", conf.login_pin_file);
+	pthread_mutex_unlock(&lock);
+	if (path[0] == '\0' || real->C_GetSessionInfo(s, &info) != CKR_OK ||
+	    info.state == CKS_RO_USER_FUNCTIONS ||
+	    info.state == CKS_RW_USER_FUNCTIONS)
+		return;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		fprintf(stderr, "p11fault: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	while (len < sizeof(pin) - 1 &&
+	    (n = read(fd, pin + len, sizeof(pin) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	pin[len] = '\0';
+	len = strcspn(pin, "\r\n");
+	rv = real->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, len);
+	explicit_bzero(pin, sizeof(pin));
+	snprintf(
+	    extra, sizeof(extra), "autologin pin_len=%lu", (unsigned long)len);
+	(void)leave(FN_C_Login, rv, false, extra);
+}
+
 static CK_RV
 shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
     CK_NOTIFY notify, CK_SESSION_HANDLE_PTR session)
@@ -922,6 +979,8 @@ shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
 		return leave(
 		    FN_C_OpenSession, CKR_TOKEN_NOT_PRESENT, true, "absent");
 	rv = real->C_OpenSession(slot, flags, app, notify, session);
+	if (rv == CKR_OK)
+		auto_login(*session);
 	return leave(FN_C_OpenSession, rv, false, NULL);
 }
 

@@ -76,4 +76,7 @@ void p11e_cli_print_json(json_t *j);
 int p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv);
 
+/* cli/browser.c */
+int p11e_cmd_browser(struct p11e_cli *cli, int argc, char **argv);
+
 #endif /* P11E_CLI_H */

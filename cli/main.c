@@ -32,6 +32,8 @@ static const struct command commands[] = {
 	    "[URI]: list the tokens (modules, flags, key types)" },
 	{ "token", p11e_cmd_token,
 	    "objects|keygen|csr|import|delete URI ...: work on one token" },
+	{ "browser", p11e_cmd_browser,
+	    "setup [--undo] [--system]: register p11-kit-proxy in browsers" },
 	{ "config", cmd_config, "config check: validate the configuration" },
 	{ "help", cmd_help, "show this help" },
 };

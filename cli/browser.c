@@ -917,7 +917,13 @@ chromium_policy(struct run *r, struct target *t, json_t **doc)
 	if (rule != NULL)
 		want =
 		    json_pack("{s:[s]}", "AutoSelectCertificateForUrls", rule);
-	free(rule);
+	if (rule != NULL) {
+		/* allocated by jansson's (wiping) allocator */
+		json_free_t jfree;
+
+		json_get_alloc_funcs(NULL, &jfree);
+		jfree(rule);
+	}
 	if (want == NULL) {
 		target_set(t, R_FAILED, "out of memory");
 	} else if (have != NULL && json_equal(have, want)) {

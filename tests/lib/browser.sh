@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Browser end-to-end helpers (sourced after tap.sh); what works on this
+# platform is recorded in research/browser.md.
+#
+#   browser_check        prints why the browser tests cannot run (and
+#                        returns 1), or returns 0: chromium, nginx,
+#                        modutil/certutil, curl, timeout, python3
+#   CHROMIUM             the Chromium binary (the Debian wrapper
+#                        /usr/bin/chromium prints shell noise: the real
+#                        one is /usr/lib/chromium/chromium)
+#   CHROMIUM_FLAGS       headless on a closed network
+#   browser_nginx_start DIR CERT KEY CLIENT_CA
+#                        nginx on 127.0.0.1, a free port ($NGINX_PORT),
+#                        its prefix and temp dirs in DIR ($NGINX_DIR),
+#                        TLS 1.2 and 1.3, a client certificate from
+#                        CLIENT_CA required; "/" answers a page with the
+#                        client's subject and serial; access.log lines
+#                        "STATUS verify=.. serial=.. dn=".." proto=..
+#                        ua=".."".  Stopped at exit.
+#   browser_chromium_prefs FILE ORIGIN ISSUER_CN
+#                        writes a Chromium Default/Preferences that
+#                        selects the client certificate issued by
+#                        ISSUER_CN for ORIGIN without asking (headless
+#                        Chromium otherwise waits on an invisible picker)
+
+CHROMIUM_FLAGS="--headless --no-sandbox --disable-gpu --disable-quic
+--no-first-run --disable-background-networking --disable-component-update
+--disable-sync"
+
+browser_check()
+{
+	CHROMIUM=
+	for b in /usr/lib/chromium/chromium "$(command -v chromium 2>/dev/null)"; do
+		[ -n "$b" ] && [ -x "$b" ] && CHROMIUM=$b && break
+	done
+	if [ -z "$CHROMIUM" ]; then
+		echo "chromium not installed (Debian package chromium)"
+		return 1
+	fi
+	NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+	if [ ! -x "$NGINX" ]; then
+		echo "nginx not installed (Debian package nginx-light)"
+		return 1
+	fi
+	for t in modutil certutil; do
+		command -v $t >/dev/null 2>&1 || {
+			echo "$t not installed (Debian package libnss3-tools)"
+			return 1
+		}
+	done
+	for t in curl timeout python3 setsid; do
+		command -v $t >/dev/null 2>&1 || {
+			echo "$t not installed"
+			return 1
+		}
+	done
+	export CHROMIUM NGINX
+	return 0
+}
+
+browser_free_port()
+{
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+browser_nginx_stop()
+{
+	[ -n "${NGINX_PID-}" ] || return 0
+	kill "$NGINX_PID" 2>/dev/null
+	i=0
+	while kill -0 "$NGINX_PID" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	kill -KILL -- "-$NGINX_PID" 2>/dev/null
+	NGINX_PID=
+}
+
+browser_nginx_start()
+{
+	NGINX_DIR=$1
+	mkdir -p "$NGINX_DIR/tmp" "$NGINX_DIR/logs" || return 1
+	tries=0
+	while [ $tries -lt 5 ]; do
+		tries=$((tries + 1))
+		NGINX_PORT=$(browser_free_port) || return 1
+		cat >"$NGINX_DIR/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log info;
+events { worker_connections 64; }
+http {
+	client_body_temp_path $NGINX_DIR/tmp/body;
+	proxy_temp_path $NGINX_DIR/tmp/proxy;
+	fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+	uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+	scgi_temp_path $NGINX_DIR/tmp/scgi;
+	log_format tls '\$status verify=\$ssl_client_verify serial=\$ssl_client_serial dn="\$ssl_client_s_dn" proto=\$ssl_protocol ua="\$http_user_agent"';
+	access_log $NGINX_DIR/access.log tls;
+	server {
+		listen 127.0.0.1:$NGINX_PORT ssl;
+		ssl_certificate $2;
+		ssl_certificate_key $3;
+		ssl_client_certificate $4;
+		ssl_verify_client on;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / {
+			default_type text/html;
+			return 200 '<!DOCTYPE html><html><head><title>p11enroll test bank</title></head><body style="font-family:sans-serif;margin:2em"><h1 id="r">Logged in with the certificate on the token</h1><p id="subject">subject: \$ssl_client_s_dn</p><p id="serial">serial: \$ssl_client_serial</p><p id="issuer">issuer: \$ssl_client_i_dn</p><p id="proto">\$ssl_protocol, client certificate \$ssl_client_verify</p></body></html>';
+		}
+	}
+}
+EOF
+		setsid "$NGINX" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" \
+		    -e "$NGINX_DIR/error.log" >"$NGINX_DIR/stderr" 2>&1 &
+		NGINX_PID=$!
+		tap_at_exit browser_nginx_stop
+		i=0
+		while [ $i -lt 100 ]; do
+			if ! kill -0 "$NGINX_PID" 2>/dev/null; then
+				break
+			fi
+			if curl -s -o /dev/null --max-time 2 -k \
+			    "https://127.0.0.1:$NGINX_PORT/"; then
+				export NGINX_DIR NGINX_PORT NGINX_PID
+				return 0
+			fi
+			sleep 0.05
+			i=$((i + 1))
+		done
+		cat "$NGINX_DIR/stderr" "$NGINX_DIR/error.log" >&2
+		browser_nginx_stop
+		# the port may have been taken in between: another one
+		grep -q 'Address already in use' "$NGINX_DIR/error.log" \
+		    2>/dev/null || return 1
+	done
+	return 1
+}
+
+browser_chromium_prefs()
+{
+	python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+path, origin, cn = sys.argv[1:4]
+prefs = {"profile": {"content_settings": {"exceptions": {
+    "auto_select_certificate": {
+        origin + ",*": {"setting": {"filters": [{"ISSUER": {"CN": cn}}]}}}}}}}
+with open(path, "w") as f:
+    json.dump(prefs, f)
+EOF
+}

@@ -64,6 +64,7 @@ get_info(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
 {
 	static const struct p11e_param none[] = { { NULL, 0, false } };
+	struct p11e_conf *user = NULL;
 	json_t *services;
 	enum p11e_err err;
 
@@ -77,6 +78,13 @@ get_info(
 		json_array_size(services)) {
 		json_decref(services);
 		return P11E_ERR_NOMEM;
+	}
+	/* the user's services too (AddService); a broken one is skipped */
+	if (agent->state_dir[0] != '\0' &&
+	    p11e_agent_user_conf(agent, &user) == P11E_OK) {
+		(void)p11e_conf_sections(
+		    user, "service", add_service, services);
+		p11e_conf_free(user);
 	}
 	*result = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:o}",
 	    "version", PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uid",
@@ -97,6 +105,10 @@ static const struct {
 	{ "MakeCSR", p11e_method_make_csr },
 	{ "ImportCertificates", p11e_method_import_certificates },
 	{ "DeleteObjects", p11e_method_delete_objects },
+	{ "AddService", p11e_method_add_service },
+	{ "EnrollKey", p11e_method_enroll_key },
+	{ "Enroll", p11e_method_enroll },
+	{ "ListCredentials", p11e_method_list_credentials },
 };
 
 static enum p11e_err

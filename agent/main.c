@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/methods.h"
 #include "common/conf.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -161,6 +162,7 @@ main(int argc, char **argv)
 	if ((lockfd = take_lock(agent.runtime_dir, &err)) < 0)
 		goto out;
 	agent.started = time(NULL);
+	p11e_agent_recover_report(&agent);
 	err = p11e_agent_serve(&agent);
 out:
 	if (lockfd >= 0)

@@ -45,4 +45,26 @@ enum p11e_err p11e_method_import_certificates(
 enum p11e_err p11e_method_delete_objects(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
+/* agent/enroll.c: services, enrollment, the credential list. */
+enum p11e_err p11e_method_add_service(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_enroll_key(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_enroll(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_list_credentials(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
+struct p11e_conf;
+
+/*
+ * The user's own services (AddService): STATE_DIR/services.d/ *.conf,
+ * loaded afresh (free with p11e_conf_free()).
+ */
+enum p11e_err
+p11e_agent_user_conf(struct p11e_agent *agent, struct p11e_conf **out);
+
+/* Logs every credential that did not finish (at agent start). */
+void p11e_agent_recover_report(struct p11e_agent *agent);
+
 #endif /* P11E_METHODS_H */

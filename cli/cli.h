@@ -76,6 +76,21 @@ void p11e_cli_print_json(json_t *j);
 int p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv);
 
+/*
+ * Adds "pin" (asked on the terminal, or the first line of standard input
+ * with cli->pin_stdin) and "final_try" to params for the token uri, when
+ * the token needs a PIN typed in.
+ */
+enum p11e_err
+p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params);
+
+/* cli/enroll.c */
+int p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv);
+int p11e_cmd_list(struct p11e_cli *cli, int argc, char **argv);
+int p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv);
+/* Prints the credentials table (status and list); false on failure. */
+bool p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out);
+
 /* cli/browser.c */
 int p11e_cmd_browser(struct p11e_cli *cli, int argc, char **argv);
 

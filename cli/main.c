@@ -32,6 +32,13 @@ static const struct command commands[] = {
 	    "[URI]: list the tokens (modules, flags, key types)" },
 	{ "token", p11e_cmd_token,
 	    "objects|keygen|csr|import|delete URI ...: work on one token" },
+	{ "enroll", p11e_cmd_enroll,
+	    "--service NAME | --invitation FILE | --resume ID: key on the "
+	    "token, certificate from the server" },
+	{ "list", p11e_cmd_list,
+	    "the tracked credentials: state, expiry, last error" },
+	{ "service", p11e_cmd_service,
+	    "add NAME URL [--trust-fingerprint PIN]: a service of your own" },
 	{ "browser", p11e_cmd_browser,
 	    "setup [--undo] [--system]: register p11-kit-proxy in browsers" },
 	{ "config", cmd_config, "config check: validate the configuration" },
@@ -151,7 +158,15 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 	if (p11e_cli_call_agent(cli, "GetInfo", NULL, &info) != P11E_OK)
 		return P11E_EXIT_FAILURE;
 	if (cli->json) {
-		json_t *out = json_pack("{s:O}", "agent", info);
+		json_t *creds = NULL, *out;
+
+		if (!p11e_cli_print_credentials(cli, &creds)) {
+			json_decref(info);
+			return P11E_EXIT_FAILURE;
+		}
+		out = json_pack("{s:O, s:O}", "agent", info, "credentials",
+		    json_object_get(creds, "credentials"));
+		json_decref(creds);
 
 		p11e_cli_print_json(out);
 		json_decref(out);
@@ -178,7 +193,9 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 		printf("\n");
 	}
 	json_decref(info);
-	return P11E_EXIT_OK;
+	printf("\n");
+	return p11e_cli_print_credentials(cli, NULL) ? P11E_EXIT_OK
+						     : P11E_EXIT_FAILURE;
 }
 
 struct check {

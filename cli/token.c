@@ -101,8 +101,8 @@ p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv)
  * a PIN pad, nor when the URI does not name exactly one token (the agent
  * then reports what it found).  Adds "final_try" for --final-try.
  */
-static enum p11e_err
-add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
+enum p11e_err
+p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 {
 	struct p11e_secret *pin = NULL;
 	json_t *q, *res = NULL, *toks, *t;
@@ -321,7 +321,7 @@ p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv)
 		json_object_set_new(params, "id", json_string(id));
 	if (label != NULL)
 		json_object_set_new(params, "label", json_string(label));
-	if (need_pin && (err = add_pin(cli, uri, params)) != P11E_OK) {
+	if (need_pin && (err = p11e_cli_add_pin(cli, uri, params)) != P11E_OK) {
 		rc = p11e_cli_exit_code(err);
 		goto out;
 	}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef P11E_HTTP_H
+#define P11E_HTTP_H
+
+/*
+ * The enrollment-protocol client (doc/protocol.md): the only file of
+ * p11enroll that includes curl.  HTTPS with TLS 1.2 or later, HTTP/1.1,
+ * requests with Content-Length, no redirects, connect timeout 10 s and
+ * 60 s per request.  Trust in the server, per service:
+ *  - server-pin (sha256//BASE64) and no ca-file: the pinned key is the
+ *    trust (the RA's self-signed TLS certificate): curl checks the pin
+ *    and nothing else;
+ *  - ca-file: those CA certificates (plus the pin when set);
+ *  - neither: the system trust store.
+ * The proxy comes from the service configuration only (a systemd user
+ * service does not see the shell's environment; a proxy in the
+ * environment is ignored).  Nothing carrying a secret is logged; curl's
+ * own error text (CURLOPT_ERRORBUFFER) is logged here and only here.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/err.h"
+#include "common/secret.h"
+
+/* Where and how to reach one service (strings borrowed). */
+struct p11e_http_service {
+	const char *url; /* https://host[:port][/path], no trailing '/' */
+	const char *server_pin; /* "sha256//BASE64" or NULL */
+	const char *ca_file; /* PEM path or NULL */
+	const char *proxy; /* curl proxy string or NULL for none */
+};
+
+/* A client for one service.  Opaque. */
+struct p11e_http;
+
+/* Largest answer body accepted. */
+#define P11E_HTTP_BODY_MAX (256 * 1024)
+
+/* The longest wait a Retry-After may ask for (seconds). */
+#define P11E_HTTP_RETRY_MAX 600
+
+/*
+ * Creates a client; nothing is sent yet.  Free with p11e_http_free().
+ * The strings of svc are copied.
+ */
+enum p11e_err
+p11e_http_new(const struct p11e_http_service *svc, struct p11e_http **out);
+
+/* NULL is a no-op. */
+void p11e_http_free(struct p11e_http *h);
+
+/*
+ * TLS client authentication for the next requests (simplereenroll):
+ * key (a token key from p11e_token_evp_key(); a reference is taken) and
+ * cert, sent with exactly chain (may be NULL; no automatic chain
+ * building).  The token must stay logged in while requests run.
+ */
+enum p11e_err p11e_http_set_client_key(
+    struct p11e_http *h, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain);
+
+/*
+ * GET cacerts: the issuing CA certificates (new stack for the caller).
+ * Errors: P11E_ERR_SERVER_UNREACHABLE, P11E_ERR_SERVER_UNTRUSTED,
+ * P11E_ERR_BAD_RESPONSE, or what p11e_est_problem() maps; detail (dlen
+ * bytes) has one sentence.
+ */
+enum p11e_err p11e_http_cacerts(
+    struct p11e_http *h, STACK_OF(X509) * *out, char *detail, size_t dlen);
+
+/* What the user session answered. */
+struct p11e_http_session {
+	struct p11e_secret *token; /* the enrollment token (free it) */
+	char subject[512]; /* the subject the server will issue */
+	char window_closes[64];
+};
+
+/*
+ * POST /api/v1/enrollment/session with the four factors.  The JSON body
+ * is built in wiped memory and never logged.  On success fills s (free
+ * s->token with p11e_secret_free()).
+ */
+enum p11e_err p11e_http_session(struct p11e_http *h, const char *contract_id,
+    const char *user_id, const struct p11e_secret *password,
+    const struct p11e_secret *otp, struct p11e_http_session *s, char *detail,
+    size_t dlen);
+
+/*
+ * POST simpleenroll (or simplereenroll when reenroll) with the DER CSR,
+ * authenticated with bearer (may be NULL: a lost-response retry, or TLS
+ * client auth).  A 202 sets *retry_after (seconds) and returns
+ * P11E_ERR_SERVER_BUSY: the caller sends the same CSR again after that.
+ * On success *out holds the answer's certificates.
+ */
+enum p11e_err p11e_http_enroll(struct p11e_http *h, bool reenroll,
+    const struct p11e_secret *bearer, const unsigned char *csr, size_t len,
+    STACK_OF(X509) * *out, uint64_t *retry_after, char *detail, size_t dlen);
+
+/*
+ * Connects without trusting anything, to show the server's key to a
+ * user who will compare it out of band (RFC 7030 §4.1.1): writes its pin
+ * ("sha256//BASE64") into pin.  Sends no request body.
+ */
+enum p11e_err p11e_http_server_pin(
+    struct p11e_http *h, char *pin, size_t pinlen, char *detail, size_t dlen);
+
+#endif /* P11E_HTTP_H */

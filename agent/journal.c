@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "agent/est.h"
+#include "agent/journal.h"
+#include "common/log.h"
+#include "common/secret.h"
+
+#define JOURNAL_VERSION 1
+#define SUBDIR "credentials"
+
+static const char *const state_names[] = {
+	"KEY_PENDING",
+	"KEY_READY",
+	"SUBMITTED",
+	"ISSUED",
+	"INSTALLED",
+	"REJECTED",
+	"NEEDS_OPERATOR",
+};
+
+const char *
+p11e_cred_state_name(enum p11e_cred_state s)
+{
+	if ((size_t)s >= sizeof(state_names) / sizeof(state_names[0]))
+		return NULL;
+	return state_names[s];
+}
+
+void
+p11e_cred_init(struct p11e_cred *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+static void
+der_clear(struct p11e_der *d)
+{
+	free(d->data);
+	d->data = NULL;
+	d->len = 0;
+}
+
+void
+p11e_cred_clear(struct p11e_cred *c)
+{
+	size_t i;
+
+	der_clear(&c->spki);
+	der_clear(&c->csr);
+	der_clear(&c->cert);
+	for (i = 0; i < P11E_CRED_CHAIN_MAX; i++)
+		der_clear(&c->chain[i]);
+	p11e_wipe(c, sizeof(*c));
+}
+
+enum p11e_err
+p11e_der_set(struct p11e_der *d, const unsigned char *data, size_t len)
+{
+	unsigned char *p;
+
+	if (len == 0 || (p = malloc(len)) == NULL)
+		return len == 0 ? P11E_ERR_INVALID_PARAMETER : P11E_ERR_NOMEM;
+	memcpy(p, data, len);
+	free(d->data);
+	d->data = p;
+	d->len = len;
+	return P11E_OK;
+}
+
+static json_t *
+b64(const struct p11e_der *d)
+{
+	unsigned char *out;
+	json_t *j;
+
+	if (d->len == 0)
+		return json_null();
+	if ((out = malloc(4 * ((d->len + 2) / 3) + 1)) == NULL)
+		return NULL;
+	EVP_EncodeBlock(out, d->data, (int)d->len);
+	j = json_string((char *)out);
+	free(out);
+	return j;
+}
+
+static void
+hex(char *dst, const unsigned char *p, size_t len)
+{
+	size_t i;
+
+	dst[0] = '\0';
+	for (i = 0; i < len; i++)
+		snprintf(dst + 2 * i, 3, "%02x", p[i]);
+}
+
+enum p11e_err
+p11e_journal_encode(const struct p11e_cred *c, struct p11e_buf *out)
+{
+	char idhex[2 * P11E_ID_MAX + 1];
+	json_t *j, *chain;
+	enum p11e_err err = P11E_ERR_NOMEM;
+	char *text = NULL;
+	size_t i;
+
+	hex(idhex, c->id, c->idlen);
+	if ((chain = json_array()) == NULL)
+		return P11E_ERR_NOMEM;
+	for (i = 0; i < c->nchain; i++)
+		json_array_append_new(chain, b64(&c->chain[i]));
+	j = json_pack("{s:i, s:s, s:s, s:s, "
+		      "s:{s:s, s:s, s:s}, "
+		      "s:{s:s, s:s, s:o}, "
+		      "s:s, s:s, s:o, s:o, s:o, "
+		      "s:s, s:s, s:I, s:I, s:I, s:I, "
+		      "s:{s:s?, s:s}}",
+	    "p11enroll_credential", JOURNAL_VERSION, "name", c->name, "service",
+	    c->service, "state", p11e_cred_state_name(c->state), "token", "uri",
+	    c->token_uri, "serial", c->token_serial, "label", c->token_label,
+	    "key", "type", p11e_key_type_name(c->key_type), "id", idhex, "spki",
+	    b64(&c->spki), "contract_id", c->contract_id, "user_id", c->user_id,
+	    "csr", b64(&c->csr), "certificate", b64(&c->cert), "chain", chain,
+	    "subject", c->subject, "serial", c->serial, "not_before",
+	    (json_int_t)c->not_before, "not_after", (json_int_t)c->not_after,
+	    "created", (json_int_t)c->created, "updated",
+	    (json_int_t)c->updated, "last_error", "name",
+	    c->last_err != P11E_OK ? p11e_err_name(c->last_err) : NULL,
+	    "message", c->last_error);
+	if (j == NULL)
+		return P11E_ERR_NOMEM;
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (text != NULL && (err = p11e_buf_append_str(out, text)) == P11E_OK)
+		err = p11e_buf_append(out, "\n", 1);
+	if (text != NULL) {
+		/* jansson's allocator (a wiping one in the agent) made it */
+		json_malloc_t jm;
+		json_free_t jf;
+
+		json_get_alloc_funcs(&jm, &jf);
+		jf(text);
+	}
+	json_decref(j);
+	return err;
+}
+
+/* Reads member key of o as a string into dst (dlen bytes). */
+static bool
+get_str(json_t *o, const char *key, char *dst, size_t dlen, bool empty_ok)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v) || json_string_length(v) >= dlen ||
+	    strlen(json_string_value(v)) != json_string_length(v) ||
+	    (!empty_ok && json_string_length(v) == 0))
+		return false;
+	memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+	return true;
+}
+
+static bool
+get_der(json_t *o, const char *key, struct p11e_der *d)
+{
+	json_t *v = json_object_get(o, key);
+	struct p11e_buf b;
+	bool ok;
+
+	if (json_is_null(v))
+		return true;
+	if (!json_is_string(v))
+		return false;
+	p11e_buf_init(&b, P11E_JOURNAL_FILE_MAX);
+	ok = p11e_est_b64_decode(
+		 json_string_value(v), json_string_length(v), &b) == P11E_OK &&
+	    p11e_der_set(d, b.data, b.len) == P11E_OK;
+	p11e_buf_clear(&b);
+	return ok;
+}
+
+static bool
+get_time(json_t *o, const char *key, time_t *t)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*t = (time_t)json_integer_value(v);
+	return true;
+}
+
+static bool
+valid_name(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+			(s[i] >= 'A' && s[i] <= 'Z') ||
+			(s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+			s[i] == '_' || s[i] == '.'))
+			return false;
+	}
+	return i > 0 && s[0] != '.';
+}
+
+static bool
+unhex(const char *s, unsigned char *out, size_t *len)
+{
+	size_t n = strlen(s), i;
+	unsigned int v;
+
+	if (n == 0 || n % 2 || n / 2 > P11E_ID_MAX)
+		return false;
+	for (i = 0; i < n; i += 2) {
+		if (sscanf(s + i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdef", s[i]) ||
+		    !strchr("0123456789abcdef", s[i + 1]))
+			return false;
+		out[i / 2] = (unsigned char)v;
+	}
+	*len = n / 2;
+	return true;
+}
+
+enum p11e_err
+p11e_journal_parse(
+    const void *buf, size_t len, struct p11e_cred *c, char *detail, size_t dlen)
+{
+	char state[32], type[16], idhex[2 * P11E_ID_MAX + 1], ename[64];
+	json_t *j, *tok, *key, *chain, *le, *v;
+	const char *what = NULL;
+	json_error_t jerr;
+	size_t i;
+
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(j)) {
+		snprintf(detail, dlen, "not a JSON object (%s, line %d)",
+		    j ? "wrong type" : jerr.text, jerr.line);
+		json_decref(j);
+		return P11E_ERR_JOURNAL_CORRUPT;
+	}
+	tok = json_object_get(j, "token");
+	key = json_object_get(j, "key");
+	chain = json_object_get(j, "chain");
+	le = json_object_get(j, "last_error");
+	v = json_object_get(j, "p11enroll_credential");
+	if (!json_is_integer(v) || json_integer_value(v) != JOURNAL_VERSION)
+		what = "version (p11enroll_credential 1 expected)";
+	else if (!get_str(j, "name", c->name, sizeof(c->name), false) ||
+	    !valid_name(c->name))
+		what = "name";
+	else if (!get_str(j, "service", c->service, sizeof(c->service), false))
+		what = "service";
+	else if (!get_str(j, "state", state, sizeof(state), false))
+		what = "state";
+	else if (!json_is_object(tok) ||
+	    !get_str(tok, "uri", c->token_uri, sizeof(c->token_uri), false) ||
+	    !get_str(tok, "serial", c->token_serial, sizeof(c->token_serial),
+		true) ||
+	    !get_str(
+		tok, "label", c->token_label, sizeof(c->token_label), true))
+		what = "token";
+	else if (!json_is_object(key) ||
+	    !get_str(key, "type", type, sizeof(type), false) ||
+	    p11e_key_type_parse(type, &c->key_type) != P11E_OK ||
+	    !get_str(key, "id", idhex, sizeof(idhex), false) ||
+	    !unhex(idhex, c->id, &c->idlen) || !get_der(key, "spki", &c->spki))
+		what = "key";
+	else if (!get_str(j, "contract_id", c->contract_id,
+		     sizeof(c->contract_id), true) ||
+	    !get_str(j, "user_id", c->user_id, sizeof(c->user_id), true))
+		what = "contract_id/user_id";
+	else if (!get_der(j, "csr", &c->csr))
+		what = "csr";
+	else if (!get_der(j, "certificate", &c->cert))
+		what = "certificate";
+	else if (!json_is_array(chain) ||
+	    json_array_size(chain) > P11E_CRED_CHAIN_MAX)
+		what = "chain";
+	else if (!get_str(j, "subject", c->subject, sizeof(c->subject), true) ||
+	    !get_str(j, "serial", c->serial, sizeof(c->serial), true))
+		what = "subject/serial";
+	else if (!get_time(j, "not_before", &c->not_before) ||
+	    !get_time(j, "not_after", &c->not_after) ||
+	    !get_time(j, "created", &c->created) ||
+	    !get_time(j, "updated", &c->updated))
+		what = "times";
+	else if (!json_is_object(le) ||
+	    !get_str(le, "message", c->last_error, sizeof(c->last_error), true))
+		what = "last_error";
+	if (what == NULL) {
+		for (i = 0; i < json_array_size(chain); i++) {
+			json_t *w =
+			    json_pack("{s:O}", "x", json_array_get(chain, i));
+
+			if (w == NULL ||
+			    json_is_null(json_array_get(chain, i)) ||
+			    !get_der(w, "x", &c->chain[i]))
+				what = "chain";
+			json_decref(w);
+			if (what != NULL)
+				break;
+			c->nchain++;
+		}
+	}
+	if (what == NULL) {
+		v = json_object_get(le, "name");
+		if (json_is_string(v)) {
+			snprintf(
+			    ename, sizeof(ename), "%s", json_string_value(v));
+			if (p11e_err_from_name(ename, &c->last_err) != P11E_OK)
+				c->last_err = P11E_ERR_PARSE;
+		} else if (!json_is_null(v) && v != NULL) {
+			what = "last_error";
+		}
+	}
+	if (what == NULL) {
+		for (i = 0; i < sizeof(state_names) / sizeof(state_names[0]);
+		     i++) {
+			if (strcmp(state, state_names[i]) == 0)
+				break;
+		}
+		if (i == sizeof(state_names) / sizeof(state_names[0]))
+			what = "state";
+		else
+			c->state = (enum p11e_cred_state)i;
+	}
+	/* what each state promises is there */
+	if (what == NULL && c->state >= P11E_CRED_KEY_READY &&
+	    c->state <= P11E_CRED_INSTALLED && c->spki.len == 0)
+		what = "key.spki (missing for this state)";
+	if (what == NULL && c->state >= P11E_CRED_SUBMITTED &&
+	    c->state <= P11E_CRED_INSTALLED && c->csr.len == 0)
+		what = "csr (missing for this state)";
+	if (what == NULL && c->state >= P11E_CRED_ISSUED &&
+	    c->state <= P11E_CRED_INSTALLED && c->cert.len == 0)
+		what = "certificate (missing for this state)";
+	json_decref(j);
+	if (what != NULL) {
+		snprintf(detail, dlen, "bad or missing member: %s", what);
+		return P11E_ERR_JOURNAL_CORRUPT;
+	}
+	return P11E_OK;
+}
+
+static enum p11e_err
+sub_dir(const char *dir, char *out, size_t outlen)
+{
+	if ((size_t)snprintf(out, outlen, "%s/" SUBDIR, dir) >= outlen)
+		return P11E_ERR_TOO_LARGE;
+	if (mkdir(out, 0700) != 0 && errno != EEXIST) {
+		p11e_error("cannot create %s: %s", out, strerror(errno));
+		return P11E_ERR_IO;
+	}
+	return P11E_OK;
+}
+
+static enum p11e_err
+write_all(int fd, const unsigned char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return errno == ENOSPC ? P11E_ERR_STORAGE_FULL
+					       : P11E_ERR_IO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return P11E_OK;
+}
+
+enum p11e_err
+p11e_journal_save(const char *dir, struct p11e_cred *c)
+{
+	char sub[4200], path[4400], tmp[4400];
+	struct p11e_buf text;
+	enum p11e_err err;
+	int fd = -1, dfd = -1;
+
+	p11e_return_val_if_fail(
+	    valid_name(c->name), P11E_ERR_INVALID_PARAMETER);
+	p11e_buf_init(&text, P11E_JOURNAL_FILE_MAX);
+	c->updated = time(NULL);
+	if ((err = sub_dir(dir, sub, sizeof(sub))) != P11E_OK ||
+	    (err = p11e_journal_encode(c, &text)) != P11E_OK)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s.json", sub, c->name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.json.tmp", sub, c->name);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err = errno == ENOSPC ? P11E_ERR_STORAGE_FULL : P11E_ERR_IO;
+		p11e_error("cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if ((err = write_all(fd, text.data, text.len)) != P11E_OK ||
+	    fsync(fd) != 0) {
+		if (err == P11E_OK)
+			err = P11E_ERR_IO;
+		p11e_error("cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		err = P11E_ERR_IO;
+		p11e_error("cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		err = P11E_ERR_IO;
+		p11e_error("cannot rename %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if ((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(dfd) != 0) {
+		err = P11E_ERR_IO;
+		p11e_error("cannot sync %s: %s", sub, strerror(errno));
+		goto out;
+	}
+	p11e_debug(P11E_DEBUG_AGENT, "journal %s: %s", c->name,
+	    p11e_cred_state_name(c->state));
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	p11e_buf_clear(&text);
+	return err;
+}
+
+static enum p11e_err
+read_file(const char *path, struct p11e_buf *out)
+{
+	unsigned char chunk[4096];
+	enum p11e_err err = P11E_OK;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT ? P11E_ERR_NOT_FOUND : P11E_ERR_IO;
+	while (err == P11E_OK && (n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = P11E_ERR_IO;
+		else
+			err = p11e_buf_append(out, chunk, (size_t)n);
+	}
+	close(fd);
+	return err;
+}
+
+enum p11e_err
+p11e_journal_load(const char *dir, const char *name, struct p11e_cred *c,
+    char *detail, size_t dlen)
+{
+	char path[4400];
+	struct p11e_buf text;
+	enum p11e_err err;
+
+	if (!valid_name(name) || strlen(name) > P11E_CRED_NAME_MAX) {
+		snprintf(
+		    detail, dlen, "'%.64s' is not a credential name", name);
+		return P11E_ERR_INVALID_PARAMETER;
+	}
+	snprintf(path, sizeof(path), "%s/" SUBDIR "/%s.json", dir, name);
+	p11e_buf_init(&text, P11E_JOURNAL_FILE_MAX);
+	if ((err = read_file(path, &text)) != P11E_OK) {
+		if (err == P11E_ERR_NOT_FOUND)
+			snprintf(detail, dlen, "no credential '%s'", name);
+		else
+			snprintf(detail, dlen, "%s: cannot read it", path);
+		if (err == P11E_ERR_TOO_LARGE)
+			err = P11E_ERR_JOURNAL_CORRUPT;
+		goto out;
+	}
+	err = p11e_journal_parse(text.data, text.len, c, detail, dlen);
+	if (err == P11E_OK && strcmp(c->name, name) != 0) {
+		snprintf(detail, dlen, "the record names another credential");
+		err = P11E_ERR_JOURNAL_CORRUPT;
+	}
+	if (err == P11E_ERR_JOURNAL_CORRUPT) {
+		char tmp[512];
+
+		snprintf(tmp, sizeof(tmp), "%s", detail);
+		snprintf(detail, dlen, "%s: %s", path, tmp);
+	}
+out:
+	p11e_buf_clear(&text);
+	return err;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t
+p11e_journal_list(const char *dir,
+    void (*cb)(void *data, const char *name, const struct p11e_cred *c,
+	const char *problem),
+    void *data)
+{
+	char sub[4200], *names[1024], detail[1024];
+	struct dirent *e;
+	struct p11e_cred c;
+	size_t n = 0, i, l;
+	DIR *d;
+
+	snprintf(sub, sizeof(sub), "%s/" SUBDIR, dir);
+	if ((d = opendir(sub)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < 1024) {
+		l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || l <= 5 ||
+		    strcmp(e->d_name + l - 5, ".json") != 0)
+			continue;
+		if ((names[n] = strndup(e->d_name, l - 5)) != NULL)
+			n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), cmp_names);
+	for (i = 0; i < n; i++) {
+		p11e_cred_init(&c);
+		detail[0] = '\0';
+		if (p11e_journal_load(
+			dir, names[i], &c, detail, sizeof(detail)) == P11E_OK)
+			cb(data, names[i], &c, NULL);
+		else
+			cb(data, names[i], NULL, detail);
+		p11e_cred_clear(&c);
+		free(names[i]);
+	}
+	return n;
+}
+
+enum p11e_err
+p11e_journal_new_name(char *out, size_t outlen)
+{
+	unsigned char r[8];
+
+	if (outlen < 19)
+		return P11E_ERR_TOO_LARGE;
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return P11E_ERR_SYSTEM;
+	memcpy(out, "c-", 2);
+	hex(out + 2, r, sizeof(r));
+	return P11E_OK;
+}
+
+enum p11e_cred_step
+p11e_cred_next_step(const struct p11e_cred *c)
+{
+	switch (c->state) {
+	case P11E_CRED_KEY_PENDING:
+		return P11E_STEP_ADOPT_OR_GENERATE;
+	case P11E_CRED_KEY_READY:
+		return P11E_STEP_SUBMIT_NEW;
+	case P11E_CRED_SUBMITTED:
+		return P11E_STEP_RESUBMIT;
+	case P11E_CRED_ISSUED:
+		return P11E_STEP_STORE;
+	case P11E_CRED_INSTALLED:
+		return P11E_STEP_NONE;
+	case P11E_CRED_REJECTED:
+	case P11E_CRED_NEEDS_OPERATOR:
+		return P11E_STEP_OPERATOR;
+	}
+	return P11E_STEP_OPERATOR;
+}

@@ -286,7 +286,7 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 	enum p11e_err err = P11E_OK;
 	int c;
 
-	optind = 1;
+	optind = 0; /* glibc: a full restart, with argument permutation */
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case O_SERVICE:
@@ -544,7 +544,7 @@ p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv)
 	enum p11e_err err;
 	int c;
 
-	optind = 1;
+	optind = 0; /* glibc: a full restart, with argument permutation */
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'f')
 			goto usage;

@@ -23,7 +23,7 @@ CRASHPOINTS="enroll-after-id-journaled enroll-after-keygen pkcs11-after-keygen
 enroll-after-csr-journaled enroll-after-submit enroll-after-cert-journaled
 enroll-after-token-write"
 n_crash=$(echo $CRASHPOINTS | wc -w)
-tap_plan $((17 + 4 * n_crash))
+tap_plan $((23 + 4 * n_crash))
 
 tap_tmpdir T
 agent_env "$T"
@@ -219,6 +219,42 @@ rc=$?
 cat "$T/out" >&2
 tap_check "a server key that is not the pinned one is refused" sh -c \
     "test $rc != 0 && grep -q 'not trusted' '$T/out'"
+
+# --- the window is used: a second enrollment of S0001 ---
+new_token p11e-again || tap_bail "cannot create a token"
+printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(otp S0001 30)" |
+    "$P11ENROLL" enroll --invitation "$T/S0001.inv" \
+    --token pkcs11:token=p11e-again --secrets-stdin >"$T/out" 2>&1
+rc=$?
+cat "$T/out" >&2
+tap_check "without an open window: the message says to ask for a reissue" \
+    sh -c "test $rc != 0 && grep -q 'acquisition window has expired: ask your administrator to reissue' '$T/out'"
+tap_check "and nothing but the key is on that token" sh -c \
+    "test $(count pkcs11:token=p11e-again private-key) = 1 && test $(count pkcs11:token=p11e-again certificate) = 0"
+
+# --- no invitation: the server key confirmed by fingerprint ---
+expected=$(openssl x509 -in "$D/tls.crt" -noout -pubkey |
+    openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary |
+    openssl base64)
+"$P11ENROLL" service add manual "https://127.0.0.1:$PORT" >"$T/out" 2>&1
+rc=$?
+cat "$T/out" >&2
+tap_check "a server the system does not trust is refused, with its key" \
+    sh -c "test $rc != 0 && grep -q 'Its key is sha256//$expected' '$T/out'"
+tap_check "and the service was not added" sh -c \
+    "! '$P11ENROLL' status | grep -q manual"
+tap_check "--trust-fingerprint with the compared key adds it" \
+    "$P11ENROLL" service add manual "https://127.0.0.1:$PORT" \
+    --trust-fingerprint "sha256//$expected"
+new_token p11e-manual || tap_bail "cannot create a token"
+new_user S0003 || tap_bail "user add failed"
+printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(otp S0003)" |
+    "$P11ENROLL" enroll --service manual --contract-id "$C" --user-id S0003 \
+    --token pkcs11:token=p11e-manual --secrets-stdin >"$T/out" 2>&1
+rc=$?
+cat "$T/out" >&2
+tap_check "enroll --service with that service succeeds" sh -c \
+    "test $rc = 0 && test $(count pkcs11:token=p11e-manual certificate) = 1"
 
 # --- no secret anywhere ---
 tap_check "the canary PIN is in no state file or log" sh -c \

@@ -36,6 +36,19 @@
 
 #define RETRY_202_MAX 3
 
+/*
+ * Every enrollment method works in the state directory; an agent without
+ * one (the IPC fuzz target) must not touch the file system or network.
+ */
+static enum p11e_err
+need_state_dir(const struct p11e_agent *agent, char *detail)
+{
+	if (agent->state_dir[0] == '/')
+		return P11E_OK;
+	snprintf(detail, P11E_DETAIL_MAX, "the agent has no state directory");
+	return P11E_ERR_CONFIG;
+}
+
 /* ---- services: the system configuration, then the user's ---- */
 
 struct find {
@@ -166,6 +179,8 @@ p11e_method_add_service(
 	enum p11e_err err;
 	int fd = -1, n;
 
+	if ((err = need_state_dir(agent, detail)) != P11E_OK)
+		return err;
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		return err;
 	if (!valid_service_name(name)) {
@@ -499,6 +514,8 @@ p11e_method_enroll_key(
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
+	if ((err = need_state_dir(agent, detail)) != P11E_OK)
+		return err;
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		goto out;
 	pin = param_secret(params, "pin");
@@ -821,6 +838,8 @@ p11e_method_enroll(
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
+	if ((err = need_state_dir(agent, detail)) != P11E_OK)
+		return err;
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		goto out;
 	if ((err = p11e_journal_load(agent->state_dir,
@@ -905,6 +924,8 @@ p11e_method_list_credentials(
 	json_t *list;
 	enum p11e_err err;
 
+	if ((err = need_state_dir(agent, detail)) != P11E_OK)
+		return err;
 	if ((err = p11e_params_check(params, none, detail)) != P11E_OK)
 		return err;
 	if ((list = json_array()) == NULL)

@@ -23,7 +23,7 @@ CRASHPOINTS="enroll-after-id-journaled enroll-after-keygen pkcs11-after-keygen
 enroll-after-csr-journaled enroll-after-submit enroll-after-cert-journaled
 enroll-after-token-write"
 n_crash=$(echo $CRASHPOINTS | wc -w)
-tap_plan $((23 + 4 * n_crash))
+tap_plan $((25 + 4 * n_crash))
 
 tap_tmpdir T
 agent_env "$T"

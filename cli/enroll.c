@@ -280,7 +280,7 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		   *key_type = NULL, *contract = NULL, *user = NULL,
 		   *resume = NULL;
 	char svc[80] = "", uri[1024] = "", cred[80] = "", cid[64], uid[64];
-	char nb[40], na[40];
+	char nb[40], na[40], rec_cid[64] = "", rec_uid[64] = "";
 	bool from_stdin = false, fresh;
 	json_t *inv = NULL, *params = NULL, *res = NULL;
 	enum p11e_err err = P11E_OK;
@@ -349,18 +349,24 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		fresh = !find_unfinished(
 		    cli, svc, user, cred, sizeof(cred), uri, sizeof(uri));
 	}
-	if (!fresh && uri[0] == '\0') {
+	if (!fresh) {
+		/* the record knows the token and who enrolls */
 		json_t *l = NULL, *x;
 		size_t i;
 
 		if ((err = p11e_cli_call_agent(
 			 cli, "ListCredentials", NULL, &l)) != P11E_OK)
 			goto out;
+		uri[0] = '\0';
 		json_array_foreach(json_object_get(l, "credentials"), i, x)
 		{
-			if (strcmp(str(x, "credential"), cred) == 0)
-				snprintf(uri, sizeof(uri), "%s",
-				    str(x, "token_uri"));
+			if (strcmp(str(x, "credential"), cred) != 0)
+				continue;
+			snprintf(uri, sizeof(uri), "%s", str(x, "token_uri"));
+			snprintf(rec_cid, sizeof(rec_cid), "%s",
+			    str(x, "contract_id"));
+			snprintf(
+			    rec_uid, sizeof(rec_uid), "%s", str(x, "user_id"));
 		}
 		json_decref(l);
 		if (uri[0] == '\0') {
@@ -370,6 +376,10 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 			err = P11E_ERR_NOT_FOUND;
 			goto out;
 		}
+		if (contract == NULL && rec_cid[0] != '\0')
+			contract = rec_cid;
+		if (user == NULL && rec_uid[0] != '\0')
+			user = rec_uid;
 	}
 	if (fresh) {
 		if (token != NULL)

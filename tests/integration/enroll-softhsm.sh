@@ -169,14 +169,17 @@ c = [x for x in json.load(open(sys.argv[1]))["credentials"] if x["user_id"] == "
 assert len(c) == 1 and c[0]["state"] == "KEY_READY", c
 assert c[0]["last_error"]["name"] == "AuthFailed", c
 ' "$T/list.json"
-# the right password next: the same key is used, no second one
+# the right password next, with --resume alone (the record knows the
+# token, contract and user): the same key is used, no second one
+cred=$(python3 -c '
+import json, sys
+print([x for x in json.load(open(sys.argv[1]))["credentials"] if x["user_id"] == "S0002"][0]["credential"])' "$T/list.json")
 printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(otp S0002 30)" |
-    "$P11ENROLL" enroll --invitation "$T/S0002.inv" \
-    --token pkcs11:token=p11e-badpw --secrets-stdin >"$T/out" 2>&1
+    "$P11ENROLL" enroll --resume "$cred" --secrets-stdin >"$T/out" 2>&1
 rc=$?
 cat "$T/out" >&2
-tap_check "a re-run with the right password resumes with the same key" sh -c \
-    "test $rc = 0 && grep -q resuming '$T/out' && test $(count pkcs11:token=p11e-badpw private-key) = 1 && test $(count pkcs11:token=p11e-badpw certificate) = 1"
+tap_check "enroll --resume with the right password uses the same key" sh -c \
+    "test $rc = 0 && grep -q 'enrolled: $cred' '$T/out' && test $(count pkcs11:token=p11e-badpw private-key) = 1 && test $(count pkcs11:token=p11e-badpw certificate) = 1"
 
 # --- kill -9 at each crash point, then a re-run ---
 k=0

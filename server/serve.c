@@ -50,7 +50,7 @@
 #define RL_SLOTS 512
 #define FAIL_SLOTS 1024
 #define PASSWORD_MAX 1024
-#define OTP_MAX 16
+#define OTP_MAX 32
 #define TOKEN_BYTES 32
 #define RETRY_UNAVAILABLE "5"
 #define EST "/.well-known/est/"

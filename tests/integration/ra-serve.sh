@@ -16,7 +16,7 @@ for c in sqlite3 oathtool python3 curl openssl; do
 	    tap_skip_all "$c not installed (Debian packages sqlite3, oathtool, python3, curl, openssl)"
 done
 
-tap_plan 52
+tap_plan 57
 tap_tmpdir T
 rs_init
 rs_user S0001

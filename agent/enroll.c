@@ -35,6 +35,14 @@
  */
 
 #define RETRY_202_MAX 3
+/*
+ * A busy session endpoint (429 + Retry-After) is asked again this many
+ * times, waiting at most this long in all: the same one-time password is
+ * sent again (the RA limits the rate before it checks any factor), and
+ * the RA takes a code only within a step of its time.
+ */
+#define SESSION_RETRY_MAX 3
+#define SESSION_WAIT_MAX 30
 
 /*
  * Every enrollment method works in the state directory; an agent without
@@ -585,6 +593,36 @@ out:
 	return err;
 }
 
+/* Opens the server session, honouring 429 + Retry-After (bounded). */
+static enum p11e_err
+open_session(struct p11e_http *h, const struct p11e_cred *c, const char *cid,
+    const char *uid, const struct p11e_secret *password,
+    const struct p11e_secret *otp, struct p11e_http_session *hs, char *detail)
+{
+	uint64_t waited = 0;
+	enum p11e_err err;
+	int i;
+
+	for (i = 0;; i++) {
+		err = p11e_http_session(
+		    h, cid, uid, password, otp, hs, detail, P11E_DETAIL_MAX);
+		if (err != P11E_ERR_SERVER_BUSY || hs->retry_after == 0)
+			return err;
+		if (i >= SESSION_RETRY_MAX ||
+		    waited + hs->retry_after > SESSION_WAIT_MAX) {
+			snprintf(detail, P11E_DETAIL_MAX,
+			    "the server is busy: try again in %llu s with a "
+			    "new one-time password",
+			    (unsigned long long)hs->retry_after);
+			return err;
+		}
+		p11e_info("%s: the server is busy, asking again in %llu s",
+		    c->name, (unsigned long long)hs->retry_after);
+		sleep((unsigned int)hs->retry_after);
+		waited += hs->retry_after;
+	}
+}
+
 /* Sends the CSR, honouring 202 + Retry-After a few times. */
 static enum p11e_err
 submit(struct p11e_http *h, const struct p11e_secret *bearer,
@@ -673,7 +711,7 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
     char *detail)
 {
 	struct p11e_secret *password = NULL, *otp = NULL;
-	struct p11e_http_session hs = { NULL, "", "" };
+	struct p11e_http_session hs = { NULL, "", "", 0 };
 	STACK_OF(X509) *cacerts = NULL, *issued = NULL;
 	struct p11e_csr_template tmpl = { NULL, NULL, 0 };
 	const char *cid, *uid;
@@ -722,8 +760,8 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
 		err = P11E_ERR_CREDENTIALS_REQUIRED;
 		goto out;
 	}
-	if ((err = p11e_http_session(h, cid, uid, password, otp, &hs, detail,
-		 P11E_DETAIL_MAX)) != P11E_OK)
+	if ((err = open_session(h, c, cid, uid, password, otp, &hs, detail)) !=
+	    P11E_OK)
 		goto out;
 	snprintf(c->contract_id, sizeof(c->contract_id), "%s", cid);
 	snprintf(c->user_id, sizeof(c->user_id), "%s", uid);

@@ -446,6 +446,10 @@ p11e_http_session(struct p11e_http *h, const char *contract_id,
 		goto out;
 	if (r.status != 200 && r.status != 201) {
 		err = problem(&r, detail, dlen);
+		if (err == P11E_ERR_SERVER_BUSY &&
+		    p11e_est_retry_after(r.retry_after, time(NULL),
+			P11E_HTTP_RETRY_MAX, &s->retry_after) != P11E_OK)
+			s->retry_after = 0;
 		goto out;
 	}
 	j = json_loadb((const char *)r.body.data, r.body.len,

@@ -78,12 +78,17 @@ struct p11e_http_session {
 	struct p11e_secret *token; /* the enrollment token (free it) */
 	char subject[512]; /* the subject the server will issue */
 	char window_closes[64];
+	/* on P11E_ERR_SERVER_BUSY (429, 503): the Retry-After in seconds
+	 * (capped at P11E_HTTP_RETRY_MAX), 0 when the server gave none */
+	uint64_t retry_after;
 };
 
 /*
  * POST /api/v1/enrollment/session with the four factors.  The JSON body
  * is built in wiped memory and never logged.  On success fills s (free
- * s->token with p11e_secret_free()).
+ * s->token with p11e_secret_free()).  A busy server (429, 503) gives
+ * P11E_ERR_SERVER_BUSY with s->retry_after set when it said when to
+ * come back.
  */
 enum p11e_err p11e_http_session(struct p11e_http *h, const char *contract_id,
     const char *user_id, const struct p11e_secret *password,

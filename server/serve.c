@@ -556,12 +556,39 @@ user_profile(struct server *s, const struct p11e_db_user *u,
 	p->backdate = (long)s->policy->backdate;
 }
 
+/*
+ * Appends "/TYPE=value" to buf (of len, NUL-terminated) with '/' and '\\'
+ * of the value escaped by a backslash, as the client's subject parser
+ * (pkcs11/csr.c) reads them: a contract named "A/B" must not become two
+ * RDNs.  Truncates (still terminated) when buf is too small.
+ */
+static void
+subject_add(char *buf, size_t len, const char *type, const char *value)
+{
+	size_t o = strlen(buf);
+	const char *p;
+	int n;
+
+	n = snprintf(buf + o, len - o, "/%s=", type);
+	if (n < 0 || (size_t)n >= len - o)
+		return; /* truncated, terminated */
+	o += (size_t)n;
+	for (p = value; *p != '\0' && o + 2 < len; p++) {
+		if (*p == '/' || *p == '\\')
+			buf[o++] = '\\';
+		buf[o++] = *p;
+	}
+	buf[o] = '\0';
+}
+
 static void
 subject_text(const struct p11e_db_user *u, const struct p11e_db_contract *k,
     char *buf, size_t len)
 {
-	snprintf(
-	    buf, len, "/O=%s/OU=%s/CN=%s", k->name, u->contract_id, u->user_id);
+	buf[0] = '\0';
+	subject_add(buf, len, "O", k->name);
+	subject_add(buf, len, "OU", u->contract_id);
+	subject_add(buf, len, "CN", u->user_id);
 }
 
 static json_t *

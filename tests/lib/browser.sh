@@ -9,14 +9,16 @@
 #                        /usr/bin/chromium prints shell noise: the real
 #                        one is /usr/lib/chromium/chromium)
 #   CHROMIUM_FLAGS       headless on a closed network
-#   browser_nginx_start DIR CERT KEY CLIENT_CA
+#   browser_nginx_start DIR CERT KEY CLIENT_CA [CRL]
 #                        nginx on 127.0.0.1, a free port ($NGINX_PORT),
 #                        its prefix and temp dirs in DIR ($NGINX_DIR),
 #                        TLS 1.2 and 1.3, a client certificate from
 #                        CLIENT_CA required; "/" answers a page with the
 #                        client's subject and serial; access.log lines
 #                        "STATUS verify=.. serial=.. dn=".." proto=..
-#                        ua=".."".  Stopped at exit.
+#                        ua=".."".  With CRL (PEM), clients are also
+#                        checked against it (kill -HUP $NGINX_PID
+#                        re-reads it).  Stopped at exit.
 #   browser_chromium_prefs FILE ORIGIN ISSUER_CN
 #                        writes a Chromium Default/Preferences that
 #                        selects the client certificate issued by
@@ -107,6 +109,7 @@ http {
 		ssl_certificate_key $3;
 		ssl_client_certificate $4;
 		ssl_verify_client on;
+		${5:+ssl_crl $5;}
 		ssl_protocols TLSv1.2 TLSv1.3;
 		location / {
 			default_type text/html;

@@ -4,7 +4,7 @@
  *
  *   lossy-proxy --connect HOST:PORT [--listen ADDR] [--port-file FILE]
  *       [--drop-response N]... [--drop-all-responses] [--reset-after BYTES]
- *       [--max-connections K] [--log FILE]
+ *       [--reset-conn N] [--max-connections K] [--log FILE]
  *
  * Listens on ADDR (127.0.0.1 by default, or ::1) on a port the kernel
  * picks, prints that port as the first line of stdout (and, atomically,
@@ -20,6 +20,9 @@
  * --drop-all-responses: the same for every connection.
  * --reset-after BYTES: after BYTES of response have reached a client,
  *   its connection is reset (RST), mid-stream.
+ * --reset-conn N: --reset-after only for the N-th connection (from 1);
+ *   the others are forwarded whole (over TLS: the N-th request of a
+ *   client that opens one connection per request).
  * --max-connections K: accept K connections, then exit once they end.
  * --log FILE: one line per connection when it ends:
  *   "conn N: request bytes X, response bytes Y, dropped" (or forwarded,
@@ -70,6 +73,7 @@ struct conn {
 	uint64_t req_bytes;
 	uint64_t resp_bytes;
 	uint64_t sent_bytes; /* response bytes that reached the client */
+	uint64_t reset_at; /* reset after that many response bytes, or 0 */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -79,6 +83,7 @@ static uint64_t drops[MAX_DROPS];
 static size_t n_drops;
 static bool drop_all;
 static uint64_t reset_after;
+static uint64_t reset_conn;
 static uint64_t max_conns;
 static FILE *log_fp;
 static volatile sig_atomic_t stop;
@@ -98,7 +103,7 @@ usage(void)
 	    "[--port-file FILE]\n"
 	    "         [--drop-response N]... [--drop-all-responses] "
 	    "[--reset-after BYTES]\n"
-	    "         [--max-connections K] [--log FILE]\n");
+	    "         [--reset-conn N] [--max-connections K] [--log FILE]\n");
 	exit(2);
 }
 
@@ -264,6 +269,7 @@ accept_one(int lfd, uint64_t id)
 	c->client = cfd;
 	c->server = -1;
 	c->drop = should_drop(id);
+	c->reset_at = reset_conn == 0 || reset_conn == id ? reset_after : 0;
 	sfd = socket(
 	    target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (sfd == -1) {
@@ -365,15 +371,15 @@ service(struct conn *c, short cev, short sev)
 		size_t limit = SIZE_MAX;
 		ssize_t n;
 
-		if (reset_after > 0)
-			limit = (size_t)(reset_after - c->sent_bytes);
+		if (c->reset_at > 0)
+			limit = (size_t)(c->reset_at - c->sent_bytes);
 		n = drain(c->client, &c->down, limit);
 		if (n == -1) {
 			conn_end(c, "error");
 			return;
 		}
 		c->sent_bytes += (uint64_t)n;
-		if (reset_after > 0 && c->sent_bytes >= reset_after) {
+		if (c->reset_at > 0 && c->sent_bytes >= c->reset_at) {
 			conn_reset(c);
 			return;
 		}
@@ -452,6 +458,8 @@ main(int argc, char **argv)
 			drops[n_drops++] = parse_num(a, v, 1);
 		} else if (strcmp(a, "--reset-after") == 0) {
 			reset_after = parse_num(a, v, 1);
+		} else if (strcmp(a, "--reset-conn") == 0) {
+			reset_conn = parse_num(a, v, 1);
 		} else if (strcmp(a, "--max-connections") == 0) {
 			max_conns = parse_num(a, v, 1);
 		} else {

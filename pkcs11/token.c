@@ -353,6 +353,29 @@ fill_info(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_INFO *mi,
 	}
 }
 
+/*
+ * A copy of ti with NUL bytes in its padded strings turned into spaces.
+ * XXX: tpm2-pkcs11 1.9 pads model with NULs ("SW   TPM\0\0..."), not the
+ * blanks PKCS#11 requires; p11-kit formats such a field up to the NUL
+ * but p11_kit_uri_match_token_info compares all 16 bytes, so the URI we
+ * print for that token would never match it again.
+ */
+static void
+blank_padded(const CK_TOKEN_INFO *ti, CK_TOKEN_INFO *out)
+{
+	CK_UTF8CHAR *f[] = { out->label, out->manufacturerID, out->model,
+		out->serialNumber };
+	size_t n[] = { sizeof(out->label), sizeof(out->manufacturerID),
+		sizeof(out->model), sizeof(out->serialNumber) };
+	size_t i, j;
+
+	*out = *ti;
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		for (j = 0; j < n[i]; j++)
+			if (f[i][j] == '\0')
+				f[i][j] = ' ';
+}
+
 /* Whether module m matches the module parts of uri. */
 static bool
 module_matches(P11KitUri *uri, CK_FUNCTION_LIST *m, const CK_INFO *mi)
@@ -413,7 +436,7 @@ walk_slots(struct p11e_p11 *p11, P11KitUri *uri, bool empty,
 {
 	CK_SLOT_ID slots[64];
 	CK_SLOT_INFO si;
-	CK_TOKEN_INFO ti;
+	CK_TOKEN_INFO ti, tb;
 	CK_INFO mi;
 	CK_ULONG n, i;
 	size_t k;
@@ -433,7 +456,8 @@ walk_slots(struct p11e_p11 *p11, P11KitUri *uri, bool empty,
 				continue;
 			if ((si.flags & CKF_TOKEN_PRESENT) &&
 			    m->C_GetTokenInfo(slots[i], &ti) == CKR_OK) {
-				if (!p11_kit_uri_match_token_info(uri, &ti))
+				blank_padded(&ti, &tb);
+				if (!p11_kit_uri_match_token_info(uri, &tb))
 					continue;
 				if (fn(data, m, slots[i], &mi, &ti) != 0)
 					return;

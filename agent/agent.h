@@ -20,6 +20,8 @@ struct p11e_agent {
 	struct p11e_conf *conf; /* owned; NULL when no file was read */
 	time_t started;
 	int stop; /* set by a signal or Shutdown */
+	int reschedule; /* a method changed records: look at them again */
+	int activated; /* the listening socket came from systemd */
 };
 
 /*
@@ -41,8 +43,10 @@ enum p11e_err p11e_agent_dispatch(struct p11e_agent *agent,
 enum p11e_err p11e_agent_harden(void);
 
 /*
- * Binds the socket, serves connections until agent->stop is set, then
- * removes the socket.  Peers whose uid is not ours are refused with a
+ * Binds the socket (or takes the one systemd passes: LISTEN_PID is ours
+ * and LISTEN_FDS >= 1, fd 3, a listening Unix stream socket), serves
+ * connections and runs the scheduler (p11e_agent_schedule()) at each
+ * deadline until agent->stop is set, then removes the socket it bound.  Peers whose uid is not ours are refused with a
  * PeerRefused error frame and a logged reason.
  */
 enum p11e_err p11e_agent_serve(struct p11e_agent *agent);

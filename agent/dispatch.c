@@ -97,18 +97,20 @@ get_info(
 static const struct {
 	const char *name;
 	method_fn fn;
+	bool changes; /* may change credential records: reschedule */
 } methods[] = {
-	{ "GetInfo", get_info },
-	{ "ListTokens", p11e_method_list_tokens },
-	{ "ListObjects", p11e_method_list_objects },
-	{ "GenerateKey", p11e_method_generate_key },
-	{ "MakeCSR", p11e_method_make_csr },
-	{ "ImportCertificates", p11e_method_import_certificates },
-	{ "DeleteObjects", p11e_method_delete_objects },
-	{ "AddService", p11e_method_add_service },
-	{ "EnrollKey", p11e_method_enroll_key },
-	{ "Enroll", p11e_method_enroll },
-	{ "ListCredentials", p11e_method_list_credentials },
+	{ "GetInfo", get_info, false },
+	{ "ListTokens", p11e_method_list_tokens, false },
+	{ "ListObjects", p11e_method_list_objects, false },
+	{ "GenerateKey", p11e_method_generate_key, false },
+	{ "MakeCSR", p11e_method_make_csr, false },
+	{ "ImportCertificates", p11e_method_import_certificates, false },
+	{ "DeleteObjects", p11e_method_delete_objects, false },
+	{ "AddService", p11e_method_add_service, true },
+	{ "EnrollKey", p11e_method_enroll_key, true },
+	{ "Enroll", p11e_method_enroll, true },
+	{ "ListCredentials", p11e_method_list_credentials, false },
+	{ "Renew", p11e_method_renew, true },
 };
 
 static enum p11e_err
@@ -140,6 +142,8 @@ call(struct p11e_agent *agent, json_t *req, json_t **result, char *detail)
 		if (strcmp(methods[i].name, name) == 0) {
 			p11e_debug(P11E_DEBUG_IPC, "call %s", name);
 			err = methods[i].fn(agent, params, result, detail);
+			if (methods[i].changes)
+				agent->reschedule = 1;
 			break;
 		}
 	}

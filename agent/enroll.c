@@ -399,17 +399,18 @@ record_error(struct p11e_agent *agent, struct p11e_cred *c, enum p11e_err err,
 		p11e_error("cannot save the error of %s", c->name);
 }
 
-static json_t *
-cred_json(const struct p11e_cred *c)
+json_t *
+p11e_agent_cred_json(const struct p11e_cred *c)
 {
 	char idhex[2 * P11E_ID_MAX + 1];
+	time_t next;
 	json_t *j;
 
 	hex(idhex, c->id, c->idlen);
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
 		      "s:I, s:I, s:I, s:I}",
 	    "credential", c->name, "service", c->service, "state",
-	    p11e_cred_state_name(c->state), "token_uri", c->token_uri,
+	    p11e_cred_display_state(c), "token_uri", c->token_uri,
 	    "token_label", c->token_label, "key_type",
 	    p11e_key_type_name(c->key_type), "id", idhex, "user_id", c->user_id,
 	    "subject", c->subject, "serial", c->serial, "not_before",
@@ -425,6 +426,21 @@ cred_json(const struct p11e_cred *c)
 			p11e_err_name(c->last_err) ? p11e_err_name(c->last_err)
 						   : "?",
 			"message", c->last_error));
+	}
+	/* renewal: when the agent acts next, and a pair in its grace */
+	if (j != NULL && c->wait != P11E_WAIT_NONE)
+		json_object_set_new(
+		    j, "step", json_string(p11e_cred_state_name(c->state)));
+	if (j != NULL && (next = p11e_cred_due(c, time(NULL))) != 0)
+		json_object_set_new(j, "next_action", json_integer(next));
+	if (j != NULL && c->renew_before >= 0)
+		json_object_set_new(
+		    j, "renew_before", json_integer(c->renew_before));
+	if (j != NULL && c->old_idlen > 0) {
+		hex(idhex, c->old_id, c->old_idlen);
+		json_object_set_new(j, "old_id", json_string(idhex));
+		json_object_set_new(
+		    j, "old_remove_at", json_integer(c->old_remove_at));
 	}
 	return j;
 }
@@ -581,7 +597,7 @@ p11e_method_enroll_key(
 		record_error(agent, &c, err, detail);
 		goto out;
 	}
-	*result = cred_json(&c);
+	*result = p11e_agent_cred_json(&c);
 	json_object_set_new(*result, "steps", st.list);
 	st.list = NULL;
 out:
@@ -903,6 +919,13 @@ p11e_method_enroll(
 		err = c.last_err != P11E_OK ? c.last_err
 					    : P11E_ERR_JOURNAL_CORRUPT;
 		goto out;
+	case P11E_STEP_RENEW:
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "credential %s is being renewed (%s): p11enroll renew "
+		    "--credential %s continues",
+		    c.name, p11e_cred_state_name(c.state), c.name);
+		err = P11E_ERR_INVALID_PARAMETER;
+		goto out;
 	case P11E_STEP_ADOPT_OR_GENERATE:
 		if ((err = make_key(agent, &c, pin, final_try, &st, detail)) !=
 		    P11E_OK)
@@ -922,7 +945,7 @@ p11e_method_enroll(
 	case P11E_STEP_NONE:
 		break;
 	}
-	*result = cred_json(&c);
+	*result = p11e_agent_cred_json(&c);
 	json_object_set_new(*result, "steps", st.list);
 	st.list = NULL;
 	goto out;
@@ -944,7 +967,7 @@ list_cb(void *data, const char *name, const struct p11e_cred *c,
 	json_t *j;
 
 	if (c != NULL) {
-		j = cred_json(c);
+		j = p11e_agent_cred_json(c);
 	} else {
 		j = json_pack("{s:s, s:s, s:{s:s, s:s}}", "credential", name,
 		    "state", "NEEDS_OPERATOR", "last_error", "name",
@@ -981,6 +1004,14 @@ recover_cb(void *data, const char *name, const struct p11e_cred *c,
 	if (c == NULL)
 		p11e_error(
 		    "credential %s needs an operator: %s", name, problem);
+	else if (p11e_cred_next_step(c) == P11E_STEP_RENEW)
+		p11e_info("credential %s (service %s) stopped renewing at %s: "
+			  "the agent continues",
+		    name, c->service, p11e_cred_state_name(c->state));
+	else if (c->state == P11E_CRED_EXPIRED ||
+	    c->state == P11E_CRED_REVOKED || c->state == P11E_CRED_REJECTED)
+		p11e_info("credential %s (service %s) is %s: %s", name,
+		    c->service, p11e_cred_state_name(c->state), c->last_error);
 	else if (c->state != P11E_CRED_INSTALLED)
 		p11e_info("credential %s (service %s) stopped at %s: "
 			  "'p11enroll enroll --resume %s' finishes it",

@@ -385,6 +385,45 @@ out:
 	return err;
 }
 
+enum p11e_err
+p11e_http_policy(struct p11e_http *h, struct p11e_http_policy *pol,
+    char *detail, size_t dlen)
+{
+	struct response r;
+	enum p11e_err err;
+	json_t *j = NULL, *rb, *va;
+
+	memset(pol, 0, sizeof(*pol));
+	response_init(&r, false);
+	if ((err = perform(h, "/api/v1/policy", NULL, NULL, 0, NULL,
+		 "application/json", false, &r, detail, dlen, NULL)) != P11E_OK)
+		goto out;
+	if (r.status != 200) {
+		err = problem(&r, detail, dlen);
+		goto out;
+	}
+	j = json_loadb((const char *)r.body.data, r.body.len,
+	    JSON_REJECT_DUPLICATES, NULL);
+	rb = json_object_get(j, "renew_before");
+	va = json_object_get(j, "validity");
+	if (!p11e_est_media_is(r.ctype, "application/json") ||
+	    !json_is_integer(rb) || json_integer_value(rb) < 0 ||
+	    (va != NULL &&
+		(!json_is_integer(va) || json_integer_value(va) < 0))) {
+		snprintf(detail, dlen,
+		    "the policy is not JSON with renew_before and validity");
+		err = P11E_ERR_BAD_RESPONSE;
+		p11e_error("policy: %s", detail);
+		goto out;
+	}
+	pol->renew_before = (uint64_t)json_integer_value(rb);
+	pol->validity = va ? (uint64_t)json_integer_value(va) : 0;
+out:
+	json_decref(j);
+	p11e_buf_clear(&r.body);
+	return err;
+}
+
 /* Appends s as a JSON string (quoted, escaped). */
 static enum p11e_err
 json_str(struct p11e_buf *b, const unsigned char *s, size_t len)

@@ -73,6 +73,19 @@ enum p11e_err p11e_http_set_client_key(
 enum p11e_err p11e_http_cacerts(
     struct p11e_http *h, STACK_OF(X509) * *out, char *detail, size_t dlen);
 
+/* The parts of GET /api/v1/policy the agent uses (seconds). */
+struct p11e_http_policy {
+	uint64_t renew_before; /* re-enrollment opens this long before expiry */
+	uint64_t validity; /* lifetime of new certificates (0: not said) */
+};
+
+/*
+ * GET /api/v1/policy (doc/protocol.md).  Errors as p11e_http_cacerts();
+ * P11E_ERR_BAD_RESPONSE when renew_before is missing or not a number.
+ */
+enum p11e_err p11e_http_policy(struct p11e_http *h,
+    struct p11e_http_policy *pol, char *detail, size_t dlen);
+
 /* What the user session answered. */
 struct p11e_http_session {
 	struct p11e_secret *token; /* the enrollment token (free it) */

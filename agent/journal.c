@@ -31,6 +31,19 @@ static const char *const state_names[] = {
 	"INSTALLED",
 	"REJECTED",
 	"NEEDS_OPERATOR",
+	"RENEW_DUE",
+	"RENEW_KEY_READY",
+	"RENEW_SUBMITTED",
+	"RENEW_ISSUED",
+	"EXPIRED",
+	"REVOKED",
+};
+
+static const char *const wait_names[] = {
+	"",
+	"WAITING_PIN",
+	"WAITING_SERVER",
+	"WAITING_TOKEN",
 };
 
 const char *
@@ -41,10 +54,20 @@ p11e_cred_state_name(enum p11e_cred_state s)
 	return state_names[s];
 }
 
+const char *
+p11e_cred_display_state(const struct p11e_cred *c)
+{
+	if (c->wait != P11E_WAIT_NONE &&
+	    (size_t)c->wait < sizeof(wait_names) / sizeof(wait_names[0]))
+		return wait_names[c->wait];
+	return p11e_cred_state_name(c->state);
+}
+
 void
 p11e_cred_init(struct p11e_cred *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->renew_before = -1;
 }
 
 static void
@@ -63,6 +86,9 @@ p11e_cred_clear(struct p11e_cred *c)
 	der_clear(&c->spki);
 	der_clear(&c->csr);
 	der_clear(&c->cert);
+	der_clear(&c->new_spki);
+	der_clear(&c->new_cert);
+	der_clear(&c->old_cert);
 	for (i = 0; i < P11E_CRED_CHAIN_MAX; i++)
 		der_clear(&c->chain[i]);
 	p11e_wipe(c, sizeof(*c));
@@ -108,6 +134,29 @@ hex(char *dst, const unsigned char *p, size_t len)
 		snprintf(dst + 2 * i, 3, "%02x", p[i]);
 }
 
+/* The optional "renewal" member: scheduling and the pairs in rotation. */
+static enum p11e_err
+encode_renewal(const struct p11e_cred *c, json_t *j)
+{
+	char nid[2 * P11E_ID_MAX + 1], oid[2 * P11E_ID_MAX + 1];
+	json_t *r;
+
+	hex(nid, c->new_id, c->new_idlen);
+	hex(oid, c->old_id, c->old_idlen);
+	r = json_pack("{s:I, s:I, s:s, s:I, s:b, s:s, s:o, s:o, s:s, s:o, "
+		      "s:I, s:b}",
+	    "next_action", (json_int_t)c->next_action, "renew_before",
+	    (json_int_t)c->renew_before, "wait", wait_names[c->wait], "retries",
+	    (json_int_t)c->retries, "same_key", c->same_key, "new_id", nid,
+	    "new_spki", b64(&c->new_spki), "new_certificate", b64(&c->new_cert),
+	    "old_id", oid, "old_certificate", b64(&c->old_cert),
+	    "old_remove_at", (json_int_t)c->old_remove_at, "old_same_key",
+	    c->old_same_key);
+	if (r == NULL || json_object_set_new(j, "renewal", r) != 0)
+		return P11E_ERR_NOMEM;
+	return P11E_OK;
+}
+
 enum p11e_err
 p11e_journal_encode(const struct p11e_cred *c, struct p11e_buf *out)
 {
@@ -142,6 +191,11 @@ p11e_journal_encode(const struct p11e_cred *c, struct p11e_buf *out)
 	    "message", c->last_error);
 	if (j == NULL)
 		return P11E_ERR_NOMEM;
+	if ((err = encode_renewal(c, j)) != P11E_OK) {
+		json_decref(j);
+		return err;
+	}
+	err = P11E_ERR_NOMEM;
 	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (text != NULL && (err = p11e_buf_append_str(out, text)) == P11E_OK)
 		err = p11e_buf_append(out, "\n", 1);
@@ -233,6 +287,68 @@ unhex(const char *s, unsigned char *out, size_t *len)
 	}
 	*len = n / 2;
 	return true;
+}
+
+static bool
+get_id(json_t *o, const char *key, unsigned char *id, size_t *len)
+{
+	json_t *v = json_object_get(o, key);
+
+	*len = 0;
+	if (!json_is_string(v))
+		return false;
+	if (json_string_length(v) == 0)
+		return true;
+	return unhex(json_string_value(v), id, len);
+}
+
+/* The optional "renewal" member (absent in records of older agents). */
+static const char *
+parse_renewal(json_t *r, struct p11e_cred *c)
+{
+	json_t *v;
+	size_t i;
+
+	if (r == NULL)
+		return NULL;
+	if (!json_is_object(r))
+		return "renewal";
+	v = json_object_get(r, "renew_before");
+	if (!json_is_integer(v) || json_integer_value(v) < -1)
+		return "renewal.renew_before";
+	c->renew_before = (long long)json_integer_value(v);
+	v = json_object_get(r, "retries");
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 1000)
+		return "renewal.retries";
+	c->retries = (unsigned int)json_integer_value(v);
+	if (!get_time(r, "next_action", &c->next_action) ||
+	    !get_time(r, "old_remove_at", &c->old_remove_at))
+		return "renewal times";
+	v = json_object_get(r, "wait");
+	for (i = 0; json_is_string(v) &&
+	     i < sizeof(wait_names) / sizeof(wait_names[0]);
+	     i++) {
+		if (strcmp(json_string_value(v), wait_names[i]) == 0)
+			break;
+	}
+	if (!json_is_string(v) ||
+	    i == sizeof(wait_names) / sizeof(wait_names[0]))
+		return "renewal.wait";
+	c->wait = (enum p11e_cred_wait)i;
+	if (!json_is_boolean(json_object_get(r, "same_key")) ||
+	    !json_is_boolean(json_object_get(r, "old_same_key")))
+		return "renewal.same_key";
+	c->same_key = json_is_true(json_object_get(r, "same_key"));
+	c->old_same_key = json_is_true(json_object_get(r, "old_same_key"));
+	if (!get_id(r, "new_id", c->new_id, &c->new_idlen) ||
+	    !get_id(r, "old_id", c->old_id, &c->old_idlen))
+		return "renewal ids";
+	if (!get_der(r, "new_spki", &c->new_spki) ||
+	    !get_der(r, "new_certificate", &c->new_cert) ||
+	    !get_der(r, "old_certificate", &c->old_cert))
+		return "renewal objects";
+	return NULL;
 }
 
 enum p11e_err
@@ -338,6 +454,8 @@ p11e_journal_parse(
 		else
 			c->state = (enum p11e_cred_state)i;
 	}
+	if (what == NULL)
+		what = parse_renewal(json_object_get(j, "renewal"), c);
 	/* what each state promises is there */
 	if (what == NULL && c->state >= P11E_CRED_KEY_READY &&
 	    c->state <= P11E_CRED_INSTALLED && c->spki.len == 0)
@@ -348,6 +466,20 @@ p11e_journal_parse(
 	if (what == NULL && c->state >= P11E_CRED_ISSUED &&
 	    c->state <= P11E_CRED_INSTALLED && c->cert.len == 0)
 		what = "certificate (missing for this state)";
+	if (what == NULL && c->state >= P11E_CRED_RENEW_DUE &&
+	    c->state <= P11E_CRED_RENEW_ISSUED &&
+	    (c->spki.len == 0 || c->cert.len == 0))
+		what = "key.spki/certificate (missing for this state)";
+	if (what == NULL && c->state >= P11E_CRED_RENEW_KEY_READY &&
+	    c->state <= P11E_CRED_RENEW_ISSUED &&
+	    (c->new_spki.len == 0 || c->new_idlen == 0))
+		what = "renewal.new_spki (missing for this state)";
+	if (what == NULL && c->state >= P11E_CRED_RENEW_SUBMITTED &&
+	    c->state <= P11E_CRED_RENEW_ISSUED && c->csr.len == 0)
+		what = "csr (missing for this state)";
+	if (what == NULL && c->state == P11E_CRED_RENEW_ISSUED &&
+	    c->new_cert.len == 0)
+		what = "renewal.new_certificate (missing for this state)";
 	json_decref(j);
 	if (what != NULL) {
 		snprintf(detail, dlen, "bad or missing member: %s", what);
@@ -585,7 +717,14 @@ p11e_cred_next_step(const struct p11e_cred *c)
 		return P11E_STEP_NONE;
 	case P11E_CRED_REJECTED:
 	case P11E_CRED_NEEDS_OPERATOR:
+	case P11E_CRED_EXPIRED:
+	case P11E_CRED_REVOKED:
 		return P11E_STEP_OPERATOR;
+	case P11E_CRED_RENEW_DUE:
+	case P11E_CRED_RENEW_KEY_READY:
+	case P11E_CRED_RENEW_SUBMITTED:
+	case P11E_CRED_RENEW_ISSUED:
+		return P11E_STEP_RENEW;
 	}
 	return P11E_STEP_OPERATOR;
 }

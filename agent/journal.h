@@ -26,6 +26,23 @@
  *   REJECTED       the server refused for good (last_error says why)
  *   NEEDS_OPERATOR something only a person can decide (several keys
  *                  with the id, a damaged record)
+ * Renewal of an INSTALLED credential (agent/renew.c); id, spki and cert
+ * stay the current pair until the new one is verified on the token:
+ *   RENEW_DUE        renewal decided; new_id, once set, is the intent of
+ *                    the new key (recovery: adopt a key with new_id, else
+ *                    generate; an empty new_id: choose one)
+ *   RENEW_KEY_READY  the new key exists; new_spki is saved
+ *   RENEW_SUBMITTED  the re-enrollment CSR (csr) is saved and may have
+ *                    reached the server (recovery: the same bytes again)
+ *   RENEW_ISSUED     the checked new certificate (new_cert) is saved; the
+ *                    token write may or may not have happened
+ *   then INSTALLED with the new pair, the old one in old_id/old_cert until
+ *   old_remove_at (the grace period).
+ *   EXPIRED          past notAfter: only an administrator's reissue helps
+ *   REVOKED          the server refused the renewal because the
+ *                    certificate is revoked or no longer current
+ * A credential waits (wait) for a PIN, the server or the token without
+ * leaving its state; next_action says when the agent acts on it again.
  */
 
 #include <stdbool.h>
@@ -44,6 +61,21 @@ enum p11e_cred_state {
 	P11E_CRED_INSTALLED,
 	P11E_CRED_REJECTED,
 	P11E_CRED_NEEDS_OPERATOR,
+	/* appended: names, not numbers, are journaled */
+	P11E_CRED_RENEW_DUE,
+	P11E_CRED_RENEW_KEY_READY,
+	P11E_CRED_RENEW_SUBMITTED,
+	P11E_CRED_RENEW_ISSUED,
+	P11E_CRED_EXPIRED,
+	P11E_CRED_REVOKED,
+};
+
+/* What a credential waits for, besides time (shown as its state). */
+enum p11e_cred_wait {
+	P11E_WAIT_NONE = 0,
+	P11E_WAIT_PIN, /* WAITING_PIN: no unattended PIN; p11enroll renew */
+	P11E_WAIT_SERVER, /* WAITING_SERVER: backoff until next_action */
+	P11E_WAIT_TOKEN, /* WAITING_TOKEN: the token is absent */
 };
 
 #define P11E_CRED_NAME_MAX 64
@@ -85,10 +117,32 @@ struct p11e_cred {
 	/* the last failure (name from doc/errors.md, one sentence) */
 	enum p11e_err last_err;
 	char last_error[512];
+	/* scheduling and renewal (optional in the file: "renewal") */
+	time_t next_action; /* 0: compute from the certificate */
+	long long renew_before; /* the server's policy (s); -1 unknown */
+	enum p11e_cred_wait wait;
+	unsigned int retries; /* consecutive failed attempts (backoff) */
+	bool same_key; /* this renewal keeps the key */
+	unsigned char new_id[P11E_ID_MAX];
+	size_t new_idlen;
+	struct p11e_der new_spki;
+	struct p11e_der new_cert;
+	/* the replaced pair, removed after old_remove_at */
+	unsigned char old_id[P11E_ID_MAX];
+	size_t old_idlen;
+	struct p11e_der old_cert;
+	time_t old_remove_at;
+	bool old_same_key; /* the old certificate shares the current key */
 };
 
 /* "KEY_PENDING", ...; NULL for a value out of range. */
 const char *p11e_cred_state_name(enum p11e_cred_state s);
+
+/*
+ * The state as users see it: "WAITING_PIN", "WAITING_SERVER" or
+ * "WAITING_TOKEN" while c waits, else the state's name.
+ */
+const char *p11e_cred_display_state(const struct p11e_cred *c);
 
 void p11e_cred_init(struct p11e_cred *c);
 
@@ -147,7 +201,8 @@ enum p11e_cred_step {
 	P11E_STEP_RESUBMIT, /* SUBMITTED: same CSR bytes again */
 	P11E_STEP_STORE, /* ISSUED: write to the token, verify */
 	P11E_STEP_NONE, /* INSTALLED: nothing left */
-	P11E_STEP_OPERATOR, /* REJECTED, NEEDS_OPERATOR */
+	P11E_STEP_OPERATOR, /* REJECTED, NEEDS_OPERATOR, EXPIRED, REVOKED */
+	P11E_STEP_RENEW, /* RENEW_*: the renewal continues (agent/renew.c) */
 };
 
 enum p11e_cred_step p11e_cred_next_step(const struct p11e_cred *c);

@@ -55,7 +55,28 @@ enum p11e_err p11e_method_enroll(
 enum p11e_err p11e_method_list_credentials(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
+/* agent/renew.c: renewal by hand. */
+enum p11e_err p11e_method_renew(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
 struct p11e_conf;
+struct p11e_cred;
+
+/* A credential record as ListCredentials shows it (a new object). */
+json_t *p11e_agent_cred_json(const struct p11e_cred *c);
+
+/*
+ * When the agent must next act on c (expiry, renewal, the end of a
+ * replaced pair's grace period, a retry), as a time; 0 for never (the
+ * credential waits for a person).  A time <= now is due.
+ */
+time_t p11e_cred_due(const struct p11e_cred *c, time_t now);
+
+/*
+ * Acts on every due credential (agent/renew.c) and returns the next
+ * deadline, 0 when nothing is scheduled.
+ */
+time_t p11e_agent_schedule(struct p11e_agent *agent);
 
 /*
  * The user's own services (AddService): STATE_DIR/services.d/ *.conf,

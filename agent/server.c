@@ -6,13 +6,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/methods.h"
 #include "common/crashpoint.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -57,6 +60,54 @@ drain(int fd)
 		if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
 			break;
 	}
+}
+
+/*
+ * Socket activation (sd_listen_fds(3), without libsystemd): LISTEN_PID
+ * names us and LISTEN_FDS is at least 1; the first passed fd (3) must be
+ * a listening Unix stream socket.  Returns it, or -1 when none was
+ * passed (then we bind our own) or -2 when what was passed is unusable.
+ * The variables are removed so that no child inherits them.
+ */
+static int
+activated_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char want[32];
+	int type = 0, acc = 0, fl;
+	socklen_t len = sizeof(type);
+	struct sockaddr_un sa;
+	socklen_t salen = sizeof(sa);
+
+	if (pid == NULL || fds == NULL)
+		return -1;
+	snprintf(want, sizeof(want), "%ld", (long)getpid());
+	if (strcmp(pid, want) != 0)
+		return -1;
+	(void)unsetenv("LISTEN_PID");
+	(void)unsetenv("LISTEN_FDS");
+	(void)unsetenv("LISTEN_FDNAMES");
+	if (fds[0] < '1' || fds[0] > '9') {
+		p11e_error("LISTEN_FDS=%.16s: no socket passed", fds);
+		return -2;
+	}
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    type != SOCK_STREAM ||
+	    getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &acc,
+		&(socklen_t){ sizeof(acc) }) != 0 ||
+	    !acc || getsockname(3, (struct sockaddr *)&sa, &salen) != 0 ||
+	    sa.sun_family != AF_UNIX) {
+		p11e_error("fd 3 from systemd is not a listening Unix stream "
+			   "socket");
+		return -2;
+	}
+	if ((fl = fcntl(3, F_GETFL)) < 0 ||
+	    fcntl(3, F_SETFL, fl | O_NONBLOCK) != 0 ||
+	    fcntl(3, F_SETFD, FD_CLOEXEC) != 0) {
+		p11e_error("fd 3: %s", strerror(errno));
+		return -2;
+	}
+	return 3;
 }
 
 static int
@@ -254,12 +305,31 @@ signal_fd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/*
+ * Arms the timer for the wall-clock deadline (0: disarmed).  A realtime
+ * absolute timer fires on time after a suspend and when the clock is
+ * set (TFD_TIMER_CANCEL_ON_SET wakes us to look again).
+ */
+static void
+arm(int tfd, time_t deadline)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = deadline;
+	if (timerfd_settime(tfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+		&its, NULL) != 0)
+		p11e_error("timerfd_settime: %s", strerror(errno));
+}
+
 enum p11e_err
 p11e_agent_serve(struct p11e_agent *agent)
 {
-	struct pollfd pfd[2 + MAX_CLIENTS];
+	struct pollfd pfd[3 + MAX_CLIENTS];
 	struct signalfd_siginfo si;
-	int lfd, sfd, i, n;
+	uint64_t ticks;
+	time_t deadline = 0;
+	int lfd, sfd, tfd, i, n;
 	enum p11e_err err = P11E_OK;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -268,23 +338,55 @@ p11e_agent_serve(struct p11e_agent *agent)
 		p11e_error("signalfd: %s", strerror(errno));
 		return P11E_ERR_SYSTEM;
 	}
-	if ((lfd = listen_socket(agent)) < 0) {
+	if ((tfd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK)) <
+	    0) {
+		p11e_error("timerfd: %s", strerror(errno));
 		close(sfd);
 		return P11E_ERR_SYSTEM;
 	}
-	p11e_info("listening on %s", agent->socket_path);
+	lfd = activated_socket();
+	if (lfd >= 0) {
+		agent->activated = 1;
+		p11e_info("listening on the socket systemd passed (%s)",
+		    agent->socket_path);
+	} else if (lfd == -1 && (lfd = listen_socket(agent)) >= 0) {
+		p11e_info("listening on %s", agent->socket_path);
+	}
+	if (lfd < 0) {
+		close(tfd);
+		close(sfd);
+		return P11E_ERR_SYSTEM;
+	}
+	agent->reschedule = 1;
 	while (!agent->stop) {
+		/* replies go out first: a renewal may block for a while */
+		for (i = 0; i < MAX_CLIENTS; i++) {
+			if (clients[i].fd >= 0 && clients[i].out.len > 0)
+				break;
+		}
+		if (i == MAX_CLIENTS &&
+		    (agent->reschedule ||
+			(deadline != 0 && time(NULL) >= deadline))) {
+			agent->reschedule = 0;
+			deadline = p11e_agent_schedule(agent);
+			arm(tfd, deadline);
+		}
 		pfd[0].fd = lfd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = sfd;
 		pfd[1].events = POLLIN;
+		pfd[2].fd = tfd;
+		pfd[2].events = POLLIN;
 		for (i = 0; i < MAX_CLIENTS; i++) {
-			pfd[2 + i].fd = clients[i].fd;
-			pfd[2 + i].events = (clients[i].closing ? 0 : POLLIN) |
+			pfd[3 + i].fd = clients[i].fd;
+			pfd[3 + i].events = (clients[i].closing ? 0 : POLLIN) |
 			    (clients[i].out.len ? POLLOUT : 0);
 		}
-		/* no timeout: only a connection or a signal wakes us */
-		n = poll(pfd, 2 + MAX_CLIENTS, -1);
+		/*
+		 * No timeout: a connection, a signal or the timer of the
+		 * next deadline (none while nothing is due) wakes us.
+		 */
+		n = poll(pfd, 3 + MAX_CLIENTS, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -298,9 +400,17 @@ p11e_agent_serve(struct p11e_agent *agent)
 				agent->stop = 1;
 			}
 		}
+		if (pfd[2].revents & POLLIN) {
+			/* the deadline, or ECANCELED: the clock was set */
+			if (read(tfd, &ticks, sizeof(ticks)) < 0 &&
+			    errno == ECANCELED)
+				p11e_info("the clock was set: looking at the "
+					  "schedule again");
+			agent->reschedule = 1;
+		}
 		for (i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = &clients[i];
-			short re = pfd[2 + i].revents;
+			short re = pfd[3 + i].revents;
 
 			if (c->fd < 0 || re == 0)
 				continue;
@@ -319,6 +429,9 @@ p11e_agent_serve(struct p11e_agent *agent)
 		client_close(&clients[i]);
 	close(lfd);
 	close(sfd);
-	(void)unlink(agent->socket_path);
+	close(tfd);
+	/* systemd owns an activated socket and keeps listening on it */
+	if (!agent->activated)
+		(void)unlink(agent->socket_path);
 	return err;
 }

@@ -15,6 +15,7 @@
 #define P11E_EXIT_USAGE 2
 #define P11E_EXIT_TOKEN_ABSENT 4
 #define P11E_EXIT_PIN_LOCKED 5
+#define P11E_EXIT_NEEDS_REISSUE 6 /* expired or revoked: admin reissue */
 
 /* The exit code for an error (the distinct ones above, else 1). */
 int p11e_cli_exit_code(enum p11e_err err);
@@ -88,6 +89,7 @@ p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params);
 int p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_list(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv);
+int p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv);
 /* Prints the credentials table (status and list); false on failure. */
 bool p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out);
 

@@ -491,6 +491,24 @@ usage:
 	return P11E_EXIT_USAGE;
 }
 
+/* What the agent does at a credential's next action time. */
+static const char *
+next_what(json_t *c)
+{
+	const char *st = str(c, "state");
+	json_int_t next = json_integer_value(json_object_get(c, "next_action"));
+
+	if (next >= json_integer_value(json_object_get(c, "not_after")))
+		return "expiry";
+	if (strcmp(st, "WAITING_SERVER") == 0 ||
+	    strcmp(st, "WAITING_TOKEN") == 0)
+		return "retry";
+	if (json_object_get(c, "old_id") != NULL &&
+	    next == json_integer_value(json_object_get(c, "old_remove_at")))
+		return "removal of the replaced key";
+	return "renewal";
+}
+
 bool
 p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out)
 {
@@ -517,6 +535,15 @@ p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out)
 		if (str(c, "token_uri")[0])
 			printf("    key %s on %s\n", str(c, "key_type"),
 			    str(c, "token_uri"));
+		if (json_object_get(c, "next_action") != NULL) {
+			fmt_time(c, "next_action", na, sizeof(na));
+			printf("    next action %s (%s)\n", na, next_what(c));
+		}
+		if (json_object_get(c, "old_id") != NULL) {
+			fmt_time(c, "old_remove_at", na, sizeof(na));
+			printf("    replaced key %s stays until %s\n",
+			    str(c, "old_id"), na);
+		}
 		if ((le = json_object_get(c, "last_error")) != NULL)
 			printf("    last error: %s\n", str(le, "message"));
 	}
@@ -567,5 +594,115 @@ p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv)
 usage:
 	p11e_error("usage: p11enroll service add NAME URL "
 		   "[--trust-fingerprint sha256//BASE64]");
+	return P11E_EXIT_USAGE;
+}
+
+/* Renews one credential; prints the outcome.  Returns the error. */
+static enum p11e_err
+renew_one(struct p11e_cli *cli, json_t *cred, bool now)
+{
+	const char *name = str(cred, "credential"), *detail = NULL;
+	json_t *params, *res = NULL;
+	enum p11e_err err;
+	char na[40];
+	int fd;
+
+	params = json_pack("{s:s}", "credential", name);
+	if (now)
+		json_object_set_new(params, "now", json_true());
+	if ((err = p11e_cli_add_pin(cli, str(cred, "token_uri"), params)) !=
+	    P11E_OK) {
+		json_decref(params);
+		return err;
+	}
+	if (!cli->json)
+		printf(
+		    "renewing %s (serial %s)...\n", name, str(cred, "serial"));
+	if ((err = p11e_cli_connect(cli, &fd)) != P11E_OK) {
+		json_decref(params);
+		return err;
+	}
+	err = p11e_cli_call(fd, "Renew", params, &res, &detail);
+	close(fd);
+	if (err == P11E_ERR_TOO_EARLY) {
+		p11e_error("%s: %s: %s", name, p11e_strerror(err),
+		    detail ? detail : "");
+	} else if (err != P11E_OK) {
+		p11e_error("%s: %s%s%s", name, p11e_strerror(err),
+		    detail ? ": " : "", detail ? detail : "");
+	} else if (cli->json) {
+		p11e_cli_print_json(res);
+	} else {
+		fmt_time(res, "not_after", na, sizeof(na));
+		printf("renewed: %s\n  serial   %s\n  valid to %s\n  key id   "
+		       "%s (the old key stays for the grace period)\n",
+		    name, str(res, "serial"), na, str(res, "id"));
+	}
+	json_decref(res);
+	return err;
+}
+
+int
+p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "credential", required_argument, NULL, 'c' },
+		{ "now", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *want = NULL, *st;
+	json_t *res = NULL, *c;
+	enum p11e_err err = P11E_OK, e;
+	bool now = false;
+	size_t i, n = 0;
+	int o;
+
+	optind = 0; /* glibc: a full restart, with argument permutation */
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'c')
+			want = optarg;
+		else if (o == 'n')
+			now = true;
+		else
+			goto usage;
+	}
+	if (optind != argc)
+		goto usage;
+	if ((err = p11e_cli_call_agent(cli, "ListCredentials", NULL, &res)) !=
+	    P11E_OK)
+		return p11e_cli_exit_code(err);
+	json_array_foreach(json_object_get(res, "credentials"), i, c)
+	{
+		st = str(c, "state");
+		if (want != NULL && strcmp(str(c, "credential"), want) != 0)
+			continue;
+		/* without --credential: every one that can renew */
+		if (want == NULL &&
+		    (str(c, "serial")[0] == '\0' ||
+			strcmp(st, "EXPIRED") == 0 ||
+			strcmp(st, "REVOKED") == 0 ||
+			strcmp(st, "REJECTED") == 0 ||
+			strcmp(st, "NEEDS_OPERATOR") == 0 ||
+			strncmp(st, "KEY_", 4) == 0 ||
+			strcmp(st, "SUBMITTED") == 0 ||
+			strcmp(st, "ISSUED") == 0))
+			continue;
+		n++;
+		e = renew_one(cli, c, now);
+		/* the first failure decides the exit code */
+		if (err == P11E_OK)
+			err = e;
+	}
+	json_decref(res);
+	if (n == 0) {
+		p11e_error(want ? "no credential %s (p11enroll list shows them)"
+				: "no credential to renew (p11enroll list "
+				  "shows them)%s",
+		    want ? want : "");
+		return P11E_EXIT_FAILURE;
+	}
+	return p11e_cli_exit_code(err);
+usage:
+	p11e_error("usage: p11enroll renew [--credential ID] [--now]");
 	return P11E_EXIT_USAGE;
 }

@@ -35,8 +35,12 @@ static const struct command commands[] = {
 	{ "enroll", p11e_cmd_enroll,
 	    "--service NAME | --invitation FILE | --resume ID: key on the "
 	    "token, certificate from the server" },
+	{ "renew", p11e_cmd_renew,
+	    "[--credential ID] [--now]: renew now (the agent also renews "
+	    "by itself)" },
 	{ "list", p11e_cmd_list,
-	    "the tracked credentials: state, expiry, last error" },
+	    "the tracked credentials: state, expiry, next action, last "
+	    "error" },
 	{ "service", p11e_cmd_service,
 	    "add NAME URL [--trust-fingerprint PIN]: a service of your own" },
 	{ "browser", p11e_cmd_browser,
@@ -103,6 +107,8 @@ p11e_cli_exit_code(enum p11e_err err)
 		return P11E_EXIT_TOKEN_ABSENT;
 	if (err == P11E_ERR_PIN_LOCKED)
 		return P11E_EXIT_PIN_LOCKED;
+	if (err == P11E_ERR_CERT_EXPIRED || err == P11E_ERR_CERT_REVOKED)
+		return P11E_EXIT_NEEDS_REISSUE;
 	return P11E_EXIT_FAILURE;
 }
 

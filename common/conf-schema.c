@@ -28,5 +28,10 @@ const struct p11e_conf_key p11e_agent_schema[] = {
 	    "HTTP proxy for this service, as curl takes it" },
 	{ "service *", "token", P11E_CONF_STRING, 0, 0,
 	    "pkcs11:", "PKCS#11 URI of the token that holds the key" },
+	{ "service *", "renew-key", P11E_CONF_ENUM, 0, 0, "new|same",
+	    "renew with a new key (default) or the same key" },
+	{ "service *", "grace-period", P11E_CONF_DURATION, 0, 366ULL * 86400,
+	    NULL,
+	    "how long the replaced key and certificate stay (default 1d)" },
 	{ NULL, NULL, P11E_CONF_STRING, 0, 0, NULL, NULL },
 };

@@ -135,6 +135,9 @@ p11e_strerror(enum p11e_err err)
 	case P11E_ERR_CREDENTIALS_REQUIRED:
 		return "the server needs the password and a one-time password "
 		       "again";
+	case P11E_ERR_CERT_EXPIRED:
+		return "the certificate has expired: ask your administrator to "
+		       "reissue";
 	}
 	return "unknown error";
 }
@@ -261,6 +264,8 @@ p11e_err_name(enum p11e_err err)
 		return "KeyInUse";
 	case P11E_ERR_CREDENTIALS_REQUIRED:
 		return "CredentialsRequired";
+	case P11E_ERR_CERT_EXPIRED:
+		return "CertExpired";
 	}
 	return NULL;
 }

@@ -68,10 +68,11 @@ enum p11e_err {
 	P11E_ERR_TOO_EARLY = 56,
 	P11E_ERR_KEY_IN_USE = 57,
 	P11E_ERR_CREDENTIALS_REQUIRED = 58,
+	P11E_ERR_CERT_EXPIRED = 59,
 };
 
 /* The highest value in use; tests walk 0..P11E_ERR_LAST. */
-#define P11E_ERR_LAST P11E_ERR_CREDENTIALS_REQUIRED
+#define P11E_ERR_LAST P11E_ERR_CERT_EXPIRED
 
 /*
  * Returns a static, human readable sentence for err (English; never NULL).

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,8 +129,21 @@ static const char schema_v1[] =
     " detail TEXT);"
     "CREATE INDEX audit_at ON audit(at);";
 
+/*
+ * v2: the role a certificate was issued for, so that re-enrollment
+ * keeps it (an administrator's certificate renews only as an
+ * administrator's, a user's never into one, R14); certificates of v1 take
+ * their user's role of the time of the migration.
+ */
+static const char schema_v2[] =
+    "ALTER TABLE certificates ADD COLUMN role TEXT"
+    " CHECK (role IN ('user', 'admin'));"
+    "UPDATE certificates SET role ="
+    " (SELECT role FROM users WHERE users.id = certificates.user);";
+
 const struct p11e_db_migration p11e_db_migrations[] = {
 	{ 1, schema_v1 },
+	{ 2, schema_v2 },
 };
 const size_t p11e_db_n_migrations =
     sizeof(p11e_db_migrations) / sizeof(p11e_db_migrations[0]);
@@ -334,6 +348,235 @@ fail:
 	return err;
 }
 
+/*
+ * Storage faults for tests (test-only, like the crash points of
+ * common/crashpoint.h): when P11ENROLL_RA_TEST_FAULT names a file,
+ * databases are opened through a VFS that forwards to the default one,
+ * except that while that file holds "full" every write and sync fails
+ * with SQLITE_FULL (a full disk), and while it holds "io" with
+ * SQLITE_IOERR_WRITE / SQLITE_IOERR_FSYNC.  The file is read at each
+ * write, so a test fills and frees the "disk" of a running server.
+ * Without the variable nothing changes: the default VFS is used.
+ */
+#define FAULT_VFS "p11e-fault"
+
+struct fault_file {
+	sqlite3_file base;
+	sqlite3_file *real; /* right after this struct, in the same block */
+};
+
+static sqlite3_vfs fault_vfs;
+static sqlite3_io_methods fault_methods;
+static const char *fault_path;
+
+/* 0: none; SQLITE_FULL or SQLITE_IOERR. */
+static int
+fault_now(void)
+{
+	char buf[8] = { 0 };
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(fault_path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n >= 4 && memcmp(buf, "full", 4) == 0)
+		return SQLITE_FULL;
+	if (n >= 2 && memcmp(buf, "io", 2) == 0)
+		return SQLITE_IOERR;
+	return 0;
+}
+
+#define REAL(f) (((struct fault_file *)(f))->real)
+
+static int
+ff_close(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xClose(REAL(f));
+}
+
+static int
+ff_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+
+static int
+ff_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+	int fault = fault_now();
+
+	if (fault != 0) {
+		errno = fault == SQLITE_FULL ? ENOSPC : EIO;
+		return fault == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+	}
+	return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+
+static int
+ff_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int
+ff_sync(sqlite3_file *f, int flags)
+{
+	int fault = fault_now();
+
+	if (fault != 0) {
+		errno = fault == SQLITE_FULL ? ENOSPC : EIO;
+		return fault == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_FSYNC;
+	}
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int
+ff_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int
+ff_lock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+
+static int
+ff_unlock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+
+static int
+ff_check_reserved(sqlite3_file *f, int *out)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int
+ff_control(sqlite3_file *f, int op, void *arg)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int
+ff_sector(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int
+ff_device(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int
+ff_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **p)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, extend, p);
+}
+
+static int
+ff_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+
+static void
+ff_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int
+ff_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+
+static int
+ff_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), off, n, p);
+}
+
+static int
+ff_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static int
+ff_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+    int *out_flags)
+{
+	sqlite3_vfs *real = vfs->pAppData;
+	struct fault_file *ff = (struct fault_file *)f;
+	int rc;
+
+	ff->real = (sqlite3_file *)(ff + 1);
+	rc = real->xOpen(real, name, ff->real, flags, out_flags);
+	/* a failed xOpen may still set pMethods, then xClose is called */
+	f->pMethods = ff->real->pMethods != NULL ? &fault_methods : NULL;
+	return rc;
+}
+
+static void
+fault_vfs_register(void)
+{
+	sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+
+	if (real == NULL || real->iVersion < 1)
+		return;
+	fault_methods = (sqlite3_io_methods){
+		.iVersion = 3,
+		.xClose = ff_close,
+		.xRead = ff_read,
+		.xWrite = ff_write,
+		.xTruncate = ff_truncate,
+		.xSync = ff_sync,
+		.xFileSize = ff_size,
+		.xLock = ff_lock,
+		.xUnlock = ff_unlock,
+		.xCheckReservedLock = ff_check_reserved,
+		.xFileControl = ff_control,
+		.xSectorSize = ff_sector,
+		.xDeviceCharacteristics = ff_device,
+		.xShmMap = ff_shm_map,
+		.xShmLock = ff_shm_lock,
+		.xShmBarrier = ff_shm_barrier,
+		.xShmUnmap = ff_shm_unmap,
+		.xFetch = ff_fetch,
+		.xUnfetch = ff_unfetch,
+	};
+	fault_vfs = *real;
+	fault_vfs.zName = FAULT_VFS;
+	fault_vfs.pAppData = real;
+	fault_vfs.szOsFile = (int)sizeof(struct fault_file) + real->szOsFile;
+	fault_vfs.xOpen = ff_open;
+	fault_vfs.pNext = NULL;
+	if (sqlite3_vfs_register(&fault_vfs, 0) == SQLITE_OK)
+		p11e_info(
+		    "database: test faults from %s (test only)", fault_path);
+}
+
+/* The VFS to open databases with: NULL (the default) outside tests. */
+static const char *
+fault_vfs_name(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	if ((fault_path = getenv("P11ENROLL_RA_TEST_FAULT")) == NULL ||
+	    fault_path[0] == '\0')
+		return NULL;
+	pthread_once(&once, fault_vfs_register);
+	return sqlite3_vfs_find(FAULT_VFS) != NULL ? FAULT_VFS : NULL;
+}
+
 enum p11e_err
 p11e_db_open_with(const char *path, bool create,
     const struct p11e_db_migration *migrations, size_t n, struct p11e_db **out)
@@ -359,8 +602,8 @@ p11e_db_open_with(const char *path, bool create,
 	}
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return P11E_ERR_NOMEM;
-	rc = sqlite3_open_v2(
-	    path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db->h,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, fault_vfs_name());
 	if (rc != SQLITE_OK) {
 		err = p11e_db_error(db, rc, path);
 		goto out;

@@ -1103,9 +1103,9 @@ issue_commit(struct call *c, const struct p11e_db_user *u,
 	    (err = p11e_db_prepare(c->db,
 		 "INSERT INTO certificates (serial, user, issue_no, der,"
 		 " csr_sha256, spki_sha256, not_before, not_after,"
-		 " issued_from, key_type, created) VALUES (?, ?,"
+		 " issued_from, key_type, created, role) VALUES (?, ?,"
 		 " (SELECT COALESCE(MAX(issue_no), 0) + 1 FROM certificates"
-		 "  WHERE user = ?), ?, ?, ?, ?, ?, ?, ?, ?)",
+		 "  WHERE user = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		 &st)) != P11E_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, out.serial, -1, SQLITE_STATIC);
@@ -1119,6 +1119,8 @@ issue_commit(struct call *c, const struct p11e_db_user *u,
 	sqlite3_bind_text(st, 9, c->req->peer, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, in->key_type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)c->now);
+	sqlite3_bind_text(
+	    st, 12, u->admin ? "admin" : "user", -1, SQLITE_STATIC);
 	snprintf(
 	    detail, sizeof(detail), "serial %s, %s", out.serial, in->key_type);
 	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
@@ -1381,16 +1383,21 @@ out:
 	return x;
 }
 
+/*
+ * The certificate with serial: its user, status, notAfter, DER and the
+ * role it was issued for ("user" or "admin", in role[16]).
+ */
 static enum p11e_err
 cert_by_serial(struct p11e_db *db, const char *serial, int64_t *user,
-    char *status, size_t slen, time_t *not_after, struct p11e_buf *der)
+    char *status, size_t slen, time_t *not_after, struct p11e_buf *der,
+    char role[16])
 {
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err;
 	int rc;
 
 	if ((err = p11e_db_prepare(db,
-		 "SELECT user, status, not_after, der FROM certificates"
+		 "SELECT user, status, not_after, der, role FROM certificates"
 		 " WHERE serial = ?",
 		 &st)) != P11E_OK)
 		return err;
@@ -1402,6 +1409,10 @@ cert_by_serial(struct p11e_db *db, const char *serial, int64_t *user,
 		    (const char *)sqlite3_column_text(st, 1));
 		*not_after = (time_t)sqlite3_column_int64(st, 2);
 		p11e_buf_reset(der);
+		snprintf(role, 16, "%s",
+		    sqlite3_column_type(st, 4) == SQLITE_NULL
+			? ""
+			: (const char *)sqlite3_column_text(st, 4));
 		err = p11e_buf_append(der, sqlite3_column_blob(st, 3),
 		    (size_t)sqlite3_column_bytes(st, 3));
 	} else {
@@ -1421,6 +1432,7 @@ simplereenroll(struct call *c)
 	struct p11e_ca_profile p;
 	struct p11e_buf der;
 	char detail[200], serial[64], status[16], target[64], when[32];
+	char role[16];
 	const ASN1_INTEGER *ai;
 	enum p11e_err err = P11E_OK;
 	BIGNUM *bn = NULL;
@@ -1448,8 +1460,8 @@ simplereenroll(struct call *c)
 		goto out;
 	}
 	snprintf(serial, sizeof(serial), "%s", hex);
-	err = cert_by_serial(
-	    c->db, serial, &user, status, sizeof(status), &not_after, &der);
+	err = cert_by_serial(c->db, serial, &user, status, sizeof(status),
+	    &not_after, &der, role);
 	if (err == P11E_ERR_NOT_FOUND ||
 	    (err == P11E_OK &&
 		(strcmp(status, "valid") != 0 ||
@@ -1471,6 +1483,23 @@ simplereenroll(struct call *c)
 	    (err = p11e_db_contract_find(c->db, u.contract_id, &k)) != P11E_OK)
 		goto out;
 	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
+	/*
+	 * The role stays what the certificate was issued for: an
+	 * administrator's renews only as an administrator's, and a user
+	 * made administrator meanwhile gets that role only out of band
+	 * (R14), never by renewing a user's certificate.
+	 */
+	if (strcmp(role, u.admin ? "admin" : "user") != 0) {
+		if ((err = p11e_db_audit(c->db, "user", "simplereenroll",
+			 target, "refused", c->req->peer,
+			 "role changed since issuance")) != P11E_OK)
+			goto out;
+		problem(c, 403, "certificate-revoked",
+		    "Certificate not renewable",
+		    "the certificate was issued for another role; ask "
+		    "your bank for a new one");
+		goto out;
+	}
 	if (c->now < not_after - (time_t)c->s->policy->renew_before) {
 		iso_time(not_after - (time_t)c->s->policy->renew_before, when,
 		    sizeof(when));
@@ -1492,7 +1521,7 @@ simplereenroll(struct call *c)
 	}
 	if ((err = p11e_db_begin(c->db)) != P11E_OK ||
 	    (err = cert_by_serial(c->db, serial, &user, status, sizeof(status),
-		 &not_after, &der)) != P11E_OK)
+		 &not_after, &der, role)) != P11E_OK)
 		goto out;
 	if (strcmp(status, "valid") != 0) {
 		p11e_db_rollback(c->db);

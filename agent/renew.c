@@ -960,6 +960,7 @@ p11e_method_renew(
 	struct p11e_secret *pin = NULL;
 	struct p11e_cred c;
 	struct run r;
+	char when[40];
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
@@ -986,8 +987,10 @@ p11e_method_renew(
 	    (c.state != P11E_CRED_REVOKED && c.state != P11E_CRED_REJECTED &&
 		c.state != P11E_CRED_NEEDS_OPERATOR && c.cert.len > 0 &&
 		time(NULL) >= c.not_after)) {
-		snprintf(detail, P11E_DETAIL_MAX, "%s (credential %s)",
-		    expired_msg, c.name);
+		utc(c.not_after, when, sizeof(when));
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "credential %s (serial %s) expired at %s", c.name, c.serial,
+		    when);
 		if (c.state != P11E_CRED_EXPIRED) {
 			c.state = P11E_CRED_EXPIRED;
 			c.wait = P11E_WAIT_NONE;

@@ -29,7 +29,7 @@ renew-before = 400d
 EOC
 C=$("$RA" contract add --name Bench --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["contract_id"])')
-levels="1 8 32 64"
+levels=${LEVELS:-"1 8 32 64"}
 total=$((4 * N))
 nsess=$((1 + 8 + 32 + 64))
 # session users: real ones (their OTP secrets are sealed by the RA)
@@ -63,7 +63,7 @@ with open(out, "w") as f:
         f.write(tok + "\n")
 c.commit()
 EOP
-"$RA" serve --listen 127.0.0.1:0 --port-file "$T/port" 2>"$T/serve.log" &
+${RA_WRAP:-} "$RA" serve --listen 127.0.0.1:0 --port-file "$T/port" 2>"$T/serve.log" &
 pid=$!
 i=0
 while [ ! -s "$T/port" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done

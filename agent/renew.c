@@ -753,8 +753,13 @@ renew_run(struct run *r)
 	if ((err = session_open(
 		 r->uri, r->pin, r->final_try, &r->s, r->detail)) != P11E_OK)
 		goto fail;
-	/* an old pair whose grace ended while no PIN was at hand */
-	if (c->old_idlen > 0 && c->old_remove_at <= now &&
+	/*
+	 * An old pair whose grace ended while no PIN was at hand; and one
+	 * still in its grace when the next renewal starts (a very short
+	 * lifetime): the oldest pair goes first, so there are never three.
+	 */
+	if (c->old_idlen > 0 &&
+	    (c->old_remove_at <= now || c->state == P11E_CRED_RENEW_DUE) &&
 	    (err = remove_old(r)) != P11E_OK)
 		goto fail;
 	if (c->state == P11E_CRED_RENEW_DUE && (err = step_key(r)) != P11E_OK)

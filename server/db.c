@@ -141,9 +141,32 @@ static const char schema_v2[] =
     "UPDATE certificates SET role ="
     " (SELECT role FROM users WHERE users.id = certificates.user);";
 
+/*
+ * v3: administrator sessions (server/admin.c).  kind 'grid' is the
+ * pending session after the contract PIN, waiting for the grid answer;
+ * kind 'token' an admin token.  Both are stored as the SHA-256 of the
+ * random value only and bound to the SHA-256 of the client certificate
+ * they were opened with; last_used drives the idle timeout, expires is
+ * the absolute end, ended is set by logout.  The pending grid challenge
+ * itself stays in contracts.grid_challenge (R12).
+ */
+static const char schema_v3[] =
+    "CREATE TABLE admin_sessions ("
+    " id INTEGER PRIMARY KEY,"
+    " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    " user INTEGER NOT NULL REFERENCES users(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('grid', 'token')),"
+    " cert_sha256 BLOB NOT NULL CHECK (length(cert_sha256) = 32),"
+    " created INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL,"
+    " ended INTEGER);"
+    "CREATE INDEX admin_sessions_user ON admin_sessions(user);";
+
 const struct p11e_db_migration p11e_db_migrations[] = {
 	{ 1, schema_v1 },
 	{ 2, schema_v2 },
+	{ 3, schema_v3 },
 };
 const size_t p11e_db_n_migrations =
     sizeof(p11e_db_migrations) / sizeof(p11e_db_migrations[0]);

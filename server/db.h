@@ -27,7 +27,7 @@
 #include "common/err.h"
 
 /* The schema version this code writes and understands. */
-#define P11E_DB_SCHEMA_VERSION 2
+#define P11E_DB_SCHEMA_VERSION 3
 
 /* One step of the migration list: the SQL that brings version-1 to it. */
 struct p11e_db_migration {

@@ -25,6 +25,7 @@
 #include "common/crashpoint.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "server/admin.h"
 #include "server/ca.h"
 #include "server/hash.h"
 #include "server/http.h"
@@ -101,6 +102,7 @@ struct server {
 	struct fail_entry fails[FAIL_SLOTS];
 	atomic_uint hashing;
 	unsigned int hash_workers;
+	struct p11e_admin *admin; /* the admin API, server/admin.c */
 };
 
 /* One request being answered. */
@@ -1652,6 +1654,9 @@ handle(void *ctx, const struct p11e_http_request *req,
 	} else if (strcmp(req->path, "/crl") == 0) {
 		if (is_get(&c))
 			crl(&c);
+	} else if (p11e_admin_path(req->path)) {
+		/* the admin API lives in server/admin.c */
+		p11e_admin_handle(c.s->admin, req, resp, c.now);
 	} else {
 		problem(&c, 404, "not-found", "Not found", NULL);
 	}
@@ -1836,6 +1841,8 @@ server_init(struct server *s, struct p11e_ra *ra)
 	p11e_buf_clear(&p7);
 	if (err == P11E_OK)
 		err = csrattrs_build(s->policy->key_types, &s->csrattrs);
+	if (err == P11E_OK)
+		err = p11e_admin_new(ra, s->db_path, s->store, &s->admin);
 	return err;
 }
 
@@ -1847,6 +1854,7 @@ server_clear(struct server *s)
 	for (i = 0; i < s->n_dbs; i++)
 		p11e_db_close(s->dbs[i]);
 	s->n_dbs = 0;
+	p11e_admin_free(s->admin);
 	p11e_ca_free(s->ca);
 	X509_STORE_free(s->store);
 	OPENSSL_free(s->ca_der);

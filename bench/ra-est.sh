@@ -24,6 +24,7 @@ cat >"$D/ra.conf.d/bench.conf" <<EOC
 rate-limit = 100000
 rate-burst = 100000
 hash-workers = 64
+${RA_THREADS:+threads = $RA_THREADS}
 [policy]
 renew-before = 400d
 EOC
@@ -71,7 +72,7 @@ URL=https://127.0.0.1:$(cat "$T/port")
 echo "# $(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 skip=0
 for n in $levels; do
-	"$EST" --url "$URL/.well-known/est/simpleenroll" --cacert "$D/server-ca.crt" \
+	${EST_WRAP:-} "$EST" --url "$URL/.well-known/est/simpleenroll" --cacert "$D/server-ca.crt" \
 	    --mode enroll --clients "$n" --requests "$N" --skip "$skip" \
 	    --input "$T/tokens" --out "$T/pairs" || true
 	skip=$((skip + N))
@@ -79,14 +80,14 @@ done
 skip=0
 for n in $levels; do
 	m=$((N / 4))
-	"$EST" --url "$URL/.well-known/est/simplereenroll" --cacert "$D/server-ca.crt" \
+	${EST_WRAP:-} "$EST" --url "$URL/.well-known/est/simplereenroll" --cacert "$D/server-ca.crt" \
 	    --mode reenroll --clients "$n" --requests "$m" --skip "$skip" \
 	    --input "$T/pairs" || true
 	skip=$((skip + m))
 done
 skip=0
 for n in $levels; do
-	"$EST" --url "$URL/api/v1/enrollment/session" --cacert "$D/server-ca.crt" \
+	${EST_WRAP:-} "$EST" --url "$URL/api/v1/enrollment/session" --cacert "$D/server-ca.crt" \
 	    --mode session --clients "$n" --requests "$n" --skip "$skip" \
 	    --input "$T/sessions" || true
 	skip=$((skip + n))

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -174,7 +175,46 @@ const size_t p11e_db_n_migrations =
 struct p11e_db {
 	sqlite3 *h;
 	int version;
+	bool writer; /* holds write_lock */
 };
+
+/*
+ * One writer at a time among this process's connections.  Without it,
+ * the threads of `serve` meet at BEGIN IMMEDIATE inside SQLite, whose
+ * busy handler sleeps 1, 2, 5, 10... ms between attempts: most of the
+ * time of a loaded server went to those sleeps.  Waiting here is
+ * bounded like the busy timeout (BUSY_MS); other processes still meet
+ * SQLite's own lock.
+ */
+#define BUSY_MS 5000
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum p11e_err
+writer_take(struct p11e_db *db)
+{
+	struct timespec ts;
+
+	if (db->writer)
+		return P11E_OK;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += BUSY_MS / 1000;
+	if (pthread_mutex_timedlock(&write_lock, &ts) != 0) {
+		p11e_error(
+		    "database: begin: another writer for %d ms", BUSY_MS);
+		return P11E_ERR_TIMEOUT;
+	}
+	db->writer = true;
+	return P11E_OK;
+}
+
+static void
+writer_give(struct p11e_db *db)
+{
+	if (db->writer) {
+		db->writer = false;
+		pthread_mutex_unlock(&write_lock);
+	}
+}
 
 enum p11e_err
 p11e_db_error(struct p11e_db *db, int rc, const char *what)
@@ -245,6 +285,12 @@ exec(struct p11e_db *db, const char *sql, const char *what)
 	rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
 	sqlite3_free(msg);
 	return rc == SQLITE_OK ? P11E_OK : p11e_db_error(db, rc, what);
+}
+
+enum p11e_err
+p11e_db_exec(struct p11e_db *db, const char *sql)
+{
+	return exec(db, sql, sql);
 }
 
 static enum p11e_err
@@ -632,7 +678,7 @@ p11e_db_open_with(const char *path, bool create,
 		goto out;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
-	sqlite3_busy_timeout(db->h, 5000);
+	sqlite3_busy_timeout(db->h, BUSY_MS);
 	if ((err = exec(db, "PRAGMA journal_mode = WAL", "journal_mode")) !=
 		P11E_OK ||
 	    (err = exec(db, "PRAGMA synchronous = FULL", "synchronous")) !=
@@ -686,7 +732,13 @@ p11e_db_schema_version(struct p11e_db *db)
 enum p11e_err
 p11e_db_begin(struct p11e_db *db)
 {
-	return exec(db, "BEGIN IMMEDIATE", "begin");
+	enum p11e_err err;
+
+	if ((err = writer_take(db)) != P11E_OK)
+		return err;
+	if ((err = exec(db, "BEGIN IMMEDIATE", "begin")) != P11E_OK)
+		writer_give(db);
+	return err;
 }
 
 enum p11e_err
@@ -697,15 +749,18 @@ p11e_db_commit(struct p11e_db *db)
 	/* A failed COMMIT may leave the transaction open: end it. */
 	if (err != P11E_OK && !sqlite3_get_autocommit(db->h))
 		p11e_db_rollback(db);
+	writer_give(db);
 	return err;
 }
 
 void
 p11e_db_rollback(struct p11e_db *db)
 {
-	if (db == NULL || db->h == NULL || sqlite3_get_autocommit(db->h))
+	if (db == NULL || db->h == NULL)
 		return;
-	(void)exec(db, "ROLLBACK", "rollback");
+	if (!sqlite3_get_autocommit(db->h))
+		(void)exec(db, "ROLLBACK", "rollback");
+	writer_give(db);
 }
 
 bool

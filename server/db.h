@@ -85,6 +85,9 @@ enum p11e_err p11e_db_commit(struct p11e_db *db);
 void p11e_db_rollback(struct p11e_db *db);
 bool p11e_db_in_transaction(struct p11e_db *db);
 
+/* Runs sql (no rows, no parameters), e.g. SAVEPOINT name. */
+enum p11e_err p11e_db_exec(struct p11e_db *db, const char *sql);
+
 /*
  * Translates a SQLite result code (and logs SQLite's message with what)
  * into an enum p11e_err, as above; SQLITE_CONSTRAINT gives

@@ -103,6 +103,22 @@ struct server {
 	atomic_uint hashing;
 	unsigned int hash_workers;
 	struct p11e_admin *admin; /* the admin API, server/admin.c */
+	/*
+	 * Group commit: every transaction of a request runs as a SAVEPOINT
+	 * on one writer connection, inside the open BEGIN IMMEDIATE of the
+	 * current batch; the last request in line COMMITs for all (one
+	 * fsync), and each reply goes out only after the COMMIT that holds
+	 * its transaction.  w_lock owns the writer connection; w_want counts
+	 * the requests waiting for it.
+	 */
+	pthread_mutex_t w_lock;
+	struct p11e_db *w_db;
+	atomic_uint w_want;
+	struct member *w_members; /* released savepoints, not committed */
+	size_t w_n;
+	bool w_issuing;
+	pthread_mutex_t w_done_lock;
+	pthread_cond_t w_done;
 };
 
 /* One request being answered. */
@@ -111,7 +127,17 @@ struct call {
 	const struct p11e_http_request *req;
 	struct p11e_http_response *resp;
 	struct p11e_db *db;
+	struct p11e_db *pool_db; /* c->db while it is the writer's */
+	bool in_batch;
+	bool issuing; /* the transaction records a certificate */
 	time_t now;
+};
+
+/* A member of a group commit waiting for the COMMIT that holds it. */
+struct member {
+	struct member *next;
+	enum p11e_err err;
+	bool done;
 };
 
 static double
@@ -269,6 +295,152 @@ db_give(struct server *s, struct p11e_db *db)
 	}
 	pthread_mutex_unlock(&s->db_lock);
 	p11e_db_close(db);
+}
+
+/* ---- group commit ---- */
+
+#define BATCH_MAX 256
+
+/* Under w_lock: tells the batch's members their result. */
+static void
+batch_notify(struct server *s, enum p11e_err err)
+{
+	struct member *m;
+
+	pthread_mutex_lock(&s->w_done_lock);
+	for (m = s->w_members; m != NULL; m = m->next) {
+		m->err = err;
+		m->done = true;
+	}
+	s->w_members = NULL;
+	s->w_n = 0;
+	s->w_issuing = false;
+	pthread_cond_broadcast(&s->w_done);
+	pthread_mutex_unlock(&s->w_done_lock);
+}
+
+/* Under w_lock: COMMITs the batch (when open) and tells its members. */
+static enum p11e_err
+batch_commit(struct server *s)
+{
+	enum p11e_err err = P11E_OK;
+	bool issuing = s->w_issuing;
+
+	if (!p11e_db_in_transaction(s->w_db)) {
+		/* SQLite rolled it back (I/O error, full disk) */
+		err = s->w_members != NULL ? P11E_ERR_DB : P11E_OK;
+	} else if (s->w_members == NULL) {
+		p11e_db_rollback(s->w_db);
+	} else {
+		if (issuing)
+			p11e_crashpoint("ra-before-commit");
+		err = p11e_db_commit(s->w_db);
+		if (err == P11E_OK && issuing)
+			p11e_crashpoint("ra-after-commit");
+	}
+	batch_notify(s, err);
+	return err;
+}
+
+/*
+ * Starts the request's transaction: a SAVEPOINT in the batch on the
+ * writer connection (which becomes c->db until txn_commit/txn_rollback).
+ */
+static enum p11e_err
+txn_begin(struct call *c)
+{
+	struct server *s = c->s;
+	enum p11e_err err;
+
+	p11e_return_val_if_fail(!c->in_batch, P11E_ERR_INVALID_PARAMETER);
+	atomic_fetch_add(&s->w_want, 1);
+	pthread_mutex_lock(&s->w_lock);
+	atomic_fetch_sub(&s->w_want, 1);
+	if (!p11e_db_in_transaction(s->w_db)) {
+		if (s->w_members != NULL)
+			batch_notify(s, P11E_ERR_DB);
+		if ((err = p11e_db_begin(s->w_db)) != P11E_OK)
+			goto fail;
+	}
+	if ((err = p11e_db_exec(s->w_db, "SAVEPOINT request")) != P11E_OK)
+		goto fail;
+	c->pool_db = c->db;
+	c->db = s->w_db;
+	c->in_batch = true;
+	c->issuing = false;
+	return P11E_OK;
+fail:
+	if (s->w_members == NULL)
+		p11e_db_rollback(s->w_db);
+	pthread_mutex_unlock(&s->w_lock);
+	return err;
+}
+
+/*
+ * Leaves the writer: COMMITs the batch when nobody else is in line
+ * (or it is full), else hands the writer on.  Returns the batch's
+ * result for a member (wait true: after its COMMIT).
+ */
+static enum p11e_err
+txn_leave(struct call *c, struct member *me)
+{
+	struct server *s = c->s;
+	enum p11e_err err = P11E_OK;
+
+	c->db = c->pool_db;
+	c->pool_db = NULL;
+	c->in_batch = false;
+	if (me != NULL) {
+		me->next = s->w_members;
+		s->w_members = me;
+		s->w_n++;
+		s->w_issuing |= c->issuing;
+	}
+	if (atomic_load(&s->w_want) == 0 || s->w_n >= BATCH_MAX ||
+	    !p11e_db_in_transaction(s->w_db)) {
+		err = batch_commit(s);
+		pthread_mutex_unlock(&s->w_lock);
+		return me != NULL ? err : P11E_OK;
+	}
+	pthread_mutex_unlock(&s->w_lock);
+	if (me == NULL)
+		return P11E_OK;
+	pthread_mutex_lock(&s->w_done_lock);
+	while (!me->done)
+		pthread_cond_wait(&s->w_done, &s->w_done_lock);
+	pthread_mutex_unlock(&s->w_done_lock);
+	return me->err;
+}
+
+/* Ends the request's transaction; returns after the COMMIT holding it. */
+static enum p11e_err
+txn_commit(struct call *c)
+{
+	struct member me;
+	enum p11e_err err;
+
+	p11e_return_val_if_fail(c->in_batch, P11E_ERR_INVALID_PARAMETER);
+	memset(&me, 0, sizeof(me));
+	if ((err = p11e_db_exec(c->db, "RELEASE request")) != P11E_OK) {
+		if (p11e_db_in_transaction(c->db) &&
+		    p11e_db_exec(c->db, "ROLLBACK TO request") == P11E_OK)
+			(void)p11e_db_exec(c->db, "RELEASE request");
+		(void)txn_leave(c, NULL);
+		return err;
+	}
+	return txn_leave(c, &me);
+}
+
+/* Undoes the request's transaction (no-op outside one). */
+static void
+txn_rollback(struct call *c)
+{
+	if (!c->in_batch)
+		return;
+	if (p11e_db_in_transaction(c->db) &&
+	    p11e_db_exec(c->db, "ROLLBACK TO request") == P11E_OK)
+		(void)p11e_db_exec(c->db, "RELEASE request");
+	(void)txn_leave(c, NULL);
 }
 
 /* ---- responses ---- */
@@ -669,7 +841,7 @@ login_failed(struct call *c, const struct p11e_db_user *u, const char *target,
 	    (err = p11e_db_audit(c->db, "system", "lock", target, "ok",
 		 c->req->peer, "max-failures reached")) != P11E_OK)
 		return err;
-	return p11e_db_commit(c->db);
+	return txn_commit(c);
 }
 
 static enum p11e_err
@@ -723,7 +895,7 @@ session_ok(struct call *c, const struct p11e_db_user *u, int64_t window,
 	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
 	    (err = p11e_db_audit(c->db, "user", "session", target, "ok",
 		 c->req->peer, NULL)) != P11E_OK ||
-	    (err = p11e_db_commit(c->db)) != P11E_OK)
+	    (err = txn_commit(c)) != P11E_OK)
 		goto out;
 	iso_time(expires, exp_s, sizeof(exp_s));
 	iso_time(closes, closes_s, sizeof(closes_s));
@@ -850,13 +1022,13 @@ session(struct call *c)
 	slot = false;
 
 	/* the decision and the OTP step in one transaction (R02) */
-	if ((err = p11e_db_begin(c->db)) != P11E_OK ||
+	if ((err = txn_begin(c)) != P11E_OK ||
 	    (err = p11e_db_user_get(c->db, u.id, &u2)) != P11E_OK)
 		goto out;
 	if (u2.locked) {
 		if ((err = p11e_db_audit(c->db, "user", "session", target,
 			 "refused", c->req->peer, "locked")) != P11E_OK ||
-		    (err = p11e_db_commit(c->db)) != P11E_OK)
+		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
 		problem(c, 403, "account-locked", "Account locked",
 		    "too many failed attempts; ask your administrator to "
@@ -939,7 +1111,7 @@ session(struct call *c)
 		if ((err = p11e_db_audit(c->db, "user", "session", target,
 			 "refused", c->req->peer, "no enrollment window")) !=
 			P11E_OK ||
-		    (err = p11e_db_commit(c->db)) != P11E_OK)
+		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
 		problem(c, 403, "no-enrollment-window",
 		    "No open acquisition window",
@@ -1129,10 +1301,10 @@ issue_commit(struct call *c, const struct p11e_db_user *u,
 	    (err = p11e_db_audit(c->db, "user", action, target, "ok",
 		 c->req->peer, detail)) != P11E_OK)
 		goto out;
-	p11e_crashpoint("ra-before-commit");
-	if ((err = p11e_db_commit(c->db)) != P11E_OK)
+	/* ra-before-commit and ra-after-commit: around the batch's COMMIT */
+	c->issuing = true;
+	if ((err = txn_commit(c)) != P11E_OK)
 		goto out;
-	p11e_crashpoint("ra-after-commit");
 	if (reply_cert(c, out.der.data, out.der.len) != P11E_OK)
 		problem(c, 500, "internal-error", "Internal error",
 		    "issued; send the same CSR again to receive it");
@@ -1243,11 +1415,11 @@ simpleenroll(struct call *c)
 	if (!csr_check(c, &in, &p))
 		goto out;
 
-	if ((err = p11e_db_begin(c->db)) != P11E_OK ||
+	if ((err = txn_begin(c)) != P11E_OK ||
 	    (err = code_find(c->db, md, kind, &code)) != P11E_OK)
 		goto out;
 	if (code.has_spki && memcmp(code.spki, in.spki_md, 32) != 0) {
-		p11e_db_rollback(c->db);
+		txn_rollback(c);
 		problem(c, 403, "key-mismatch", "Token bound to another key",
 		    "the enrollment token was first used with another "
 		    "public key");
@@ -1255,7 +1427,7 @@ simpleenroll(struct call *c)
 	}
 	if (code.used) {
 		/* the same key again: the certificate it got (R17) */
-		p11e_db_rollback(c->db);
+		txn_rollback(c);
 		err = cert_find(c->db,
 		    "SELECT der FROM certificates WHERE spki_sha256 = ?"
 		    " AND user = ? AND status != 'revoked'"
@@ -1280,7 +1452,7 @@ simpleenroll(struct call *c)
 		err = p11e_db_audit(c->db, "user", "simpleenroll", target,
 		    "refused", c->req->peer, "no enrollment window");
 		if (err == P11E_OK)
-			err = p11e_db_commit(c->db);
+			err = txn_commit(c);
 		if (err != P11E_OK)
 			goto out;
 		problem(c, 403, "no-enrollment-window",
@@ -1307,7 +1479,7 @@ simpleenroll(struct call *c)
 	if (used) {
 		if ((err = p11e_db_audit(c->db, "user", "simpleenroll", target,
 			 "refused", c->req->peer, "key in use")) != P11E_OK ||
-		    (err = p11e_db_commit(c->db)) != P11E_OK)
+		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
 		problem(c, 409, "key-in-use", "Key already certified",
 		    "generate a new key");
@@ -1334,8 +1506,7 @@ simpleenroll(struct call *c)
 	    target);
 out:
 	if (err != P11E_OK) {
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
+		txn_rollback(c);
 		unavailable(c);
 	}
 	p11e_buf_clear(&der);
@@ -1521,12 +1692,12 @@ simplereenroll(struct call *c)
 		    "the CSR's subject must be the current certificate's");
 		goto out;
 	}
-	if ((err = p11e_db_begin(c->db)) != P11E_OK ||
+	if ((err = txn_begin(c)) != P11E_OK ||
 	    (err = cert_by_serial(c->db, serial, &user, status, sizeof(status),
 		 &not_after, &der, role)) != P11E_OK)
 		goto out;
 	if (strcmp(status, "valid") != 0) {
-		p11e_db_rollback(c->db);
+		txn_rollback(c);
 		problem(c, 403, "certificate-revoked",
 		    "Certificate not renewable",
 		    "the certificate was renewed or revoked meanwhile");
@@ -1535,7 +1706,7 @@ simplereenroll(struct call *c)
 	if ((err = spki_in_use(c->db, in.spki_md, &used)) != P11E_OK)
 		goto out;
 	if (used) {
-		p11e_db_rollback(c->db);
+		txn_rollback(c);
 		problem(c, 409, "key-in-use", "Key already certified",
 		    "generate a new key");
 		goto out;
@@ -1543,8 +1714,7 @@ simplereenroll(struct call *c)
 	err = issue_commit(c, &u, &p, &in, "simplereenroll", target);
 out:
 	if (err != P11E_OK) {
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
+		txn_rollback(c);
 		unavailable(c);
 	}
 	OPENSSL_free(hex);
@@ -1660,6 +1830,7 @@ handle(void *ctx, const struct p11e_http_request *req,
 	} else {
 		problem(&c, 404, "not-found", "Not found", NULL);
 	}
+	txn_rollback(&c);
 	db_give(c.s, c.db);
 	p11e_verbose("%s %s %u %s %.1f ms", req->method,
 	    p11e_log_escape(path, sizeof(path), req->path, strlen(req->path)),
@@ -1810,6 +1981,9 @@ server_init(struct server *s, struct p11e_ra *ra)
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->ca_lock, NULL);
 	pthread_mutex_init(&s->fail_lock, NULL);
+	pthread_mutex_init(&s->w_lock, NULL);
+	pthread_mutex_init(&s->w_done_lock, NULL);
+	pthread_cond_init(&s->w_done, NULL);
 	p11e_buf_init(&s->cacerts, 256 * 1024);
 	p11e_buf_init(&s->csrattrs, 1024);
 	rl_init(&s->login_rl,
@@ -1822,6 +1996,7 @@ server_init(struct server *s, struct p11e_ra *ra)
 	    conf, "server", "hash-workers", ncpu > 0 ? (uint64_t)ncpu : 1);
 	if ((err = p11e_ra_path(
 		 ra, P11E_RA_DB, s->db_path, sizeof(s->db_path))) != P11E_OK ||
+	    (err = p11e_db_open(s->db_path, false, &s->w_db)) != P11E_OK ||
 	    (err = p11e_ca_load(ra->cfg.ca_cert, ra->cfg.ca_key,
 		 ra->cfg.ca_key_uri, &s->ca)) != P11E_OK)
 		return err;

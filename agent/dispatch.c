@@ -111,6 +111,13 @@ static const struct {
 	{ "Enroll", p11e_method_enroll, true },
 	{ "ListCredentials", p11e_method_list_credentials, false },
 	{ "Renew", p11e_method_renew, true },
+	{ "AdminLogin", p11e_method_admin_login, false },
+	{ "AdminGrid", p11e_method_admin_grid, false },
+	{ "AdminStatus", p11e_method_admin_status, false },
+	{ "AdminUsers", p11e_method_admin_users, false },
+	{ "AdminCertificate", p11e_method_admin_certificate, false },
+	{ "AdminAudit", p11e_method_admin_audit, false },
+	{ "AdminLogout", p11e_method_admin_logout, false },
 };
 
 static enum p11e_err

@@ -35,6 +35,7 @@ struct p11e_http {
 	EVP_PKEY *client_key;
 	X509 *client_cert;
 	STACK_OF(X509) * client_chain;
+	const char *method; /* "DELETE" for the next request, else NULL */
 };
 
 struct response {
@@ -303,6 +304,8 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 		curl_easy_setopt(
 		    c, CURLOPT_XOAUTH2_BEARER, p11e_secret_str(bearer));
 	}
+	if (h->method != NULL)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h->method);
 	if (body != NULL) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -322,8 +325,10 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 	    ct != NULL)
 		snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
 	p11e_debug(P11E_DEBUG_HTTP, "%s %s: %ld, %s, %zu bytes",
-	    body ? "POST" : "GET", url, r->status,
-	    r->ctype[0] ? r->ctype : "no type", r->body.len);
+	    h->method  ? h->method
+		: body ? "POST"
+		       : "GET",
+	    url, r->status, r->ctype[0] ? r->ctype : "no type", r->body.len);
 	if (keep != NULL) {
 		*keep = c;
 		c = NULL; /* transferred */
@@ -619,6 +624,53 @@ out:
 	X509_free(x);
 	if (c != NULL)
 		curl_easy_cleanup(c);
+	p11e_buf_clear(&r.body);
+	return err;
+}
+
+enum p11e_err
+p11e_http_admin(struct p11e_http *h, const char *method, const char *path,
+    const struct p11e_buf *body, const struct p11e_secret *bearer,
+    struct p11e_http_admin_reply *out, char *detail, size_t dlen)
+{
+	struct response r;
+	enum p11e_err err;
+	json_t *j = NULL;
+	const char *t;
+
+	memset(out, 0, sizeof(*out));
+	response_init(&r, true);
+	h->method = strcmp(method, "DELETE") == 0 ? "DELETE" : NULL;
+	err = perform(h, path, body != NULL ? "application/json" : NULL,
+	    body != NULL ? body->data : NULL, body != NULL ? body->len : 0,
+	    bearer, "application/json", false, &r, detail, dlen, NULL);
+	h->method = NULL;
+	if (err != P11E_OK)
+		goto out;
+	out->status = r.status;
+	if (r.status == 204)
+		goto out;
+	if (r.status != 200) {
+		if (p11e_est_media_is(r.ctype, "application/problem+json") &&
+		    (j = json_loadb((const char *)r.body.data, r.body.len,
+			 JSON_REJECT_DUPLICATES, NULL)) != NULL &&
+		    (t = json_string_value(json_object_get(j, "type"))) != NULL)
+			snprintf(out->type, sizeof(out->type), "%s", t);
+		json_decref(j);
+		j = NULL;
+		err = problem(&r, detail, dlen);
+		goto out;
+	}
+	if (!p11e_est_media_is(r.ctype, "application/json") ||
+	    (out->json = json_loadb((const char *)r.body.data, r.body.len,
+		 JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    !json_is_object(out->json)) {
+		json_decref(out->json);
+		out->json = NULL;
+		snprintf(detail, dlen, "the server's answer is not JSON");
+		err = P11E_ERR_BAD_RESPONSE;
+	}
+out:
 	p11e_buf_clear(&r.body);
 	return err;
 }

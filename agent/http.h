@@ -25,6 +25,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <jansson.h>
+
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/secret.h"
 
@@ -126,5 +129,25 @@ enum p11e_err p11e_http_enroll(struct p11e_http *h, bool reenroll,
  */
 enum p11e_err p11e_http_server_pin(
     struct p11e_http *h, char *pin, size_t pinlen, char *detail, size_t dlen);
+
+/* What an admin API call answered. */
+struct p11e_http_admin_reply {
+	long status; /* 200, 204, or the error status */
+	json_t *json; /* the 200 answer (free it); NULL otherwise */
+	char type[64]; /* the problem type of an error answer, or "" */
+};
+
+/*
+ * One call of the administrator API (doc/protocol.md): method "GET",
+ * "POST" or "DELETE", path under /api/v1/admin/, body (JSON, may hold a
+ * PIN: a wiped buffer of the caller; NULL for none), bearer (the admin
+ * token or NULL), with the TLS client key set before.  P11E_OK for 200
+ * (out->json set) and 204; a problem answer gives what
+ * p11e_est_problem() maps with out->type set.
+ */
+enum p11e_err
+p11e_http_admin(struct p11e_http *h, const char *method, const char *path,
+    const struct p11e_buf *body, const struct p11e_secret *bearer,
+    struct p11e_http_admin_reply *out, char *detail, size_t dlen);
 
 #endif /* P11E_HTTP_H */

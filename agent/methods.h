@@ -59,6 +59,22 @@ enum p11e_err p11e_method_list_credentials(
 enum p11e_err p11e_method_renew(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
+/* agent/admin.c: the administrator API (doc/ipc.md "Admin"). */
+enum p11e_err p11e_method_admin_login(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_grid(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_status(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_users(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_certificate(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_audit(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_logout(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
 struct p11e_conf;
 struct p11e_cred;
 

@@ -93,6 +93,9 @@ int p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv);
 /* Prints the credentials table (status and list); false on failure. */
 bool p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out);
 
+/* cli/admin.c */
+int p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv);
+
 /* cli/browser.c */
 int p11e_cmd_browser(struct p11e_cli *cli, int argc, char **argv);
 

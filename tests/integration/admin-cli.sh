@@ -1,0 +1,184 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# p11enroll admin against p11enroll-ra serve, the administrator's key and
+# certificate on a SoftHSM2 token (key made on the token, certificate
+# from the one-time code): login with the token PIN, the contract PIN and
+# the two card numbers asked for the kana the server chose; users; keep,
+# reissue lost (the old certificate revoked, the invitation printed), a
+# wrong confirmation PIN (nothing done); audit; logout; the admin token
+# never on disk.
+
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/softhsm.sh"
+. "$top_srcdir/tests/lib/agent.sh"
+. "$top_srcdir/tests/lib/ra.sh"
+. "$top_srcdir/tests/lib/ra-serve.sh"
+
+for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
+	command -v $c >/dev/null 2>&1 ||
+	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
+done
+
+tap_plan 24
+tap_tmpdir T
+agent_env "$T"
+TPIN='Pin-Canary-a9d3'
+softhsm_setup p11e-admin "$TPIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
+TOK=pkcs11:token=p11e-admin
+
+rs_init
+"$RA" contract add --name "しんきん商事" --json >"$T/contract.json" ||
+    tap_bail "contract add"
+C=$(ra_json_get contract_id <"$T/contract.json")
+PIN=$(ra_json_get contract_pin <"$T/contract.json")
+CPIN=$(ra_json_get confirmation_pin <"$T/contract.json")
+rs_user S0001
+rs_user A0001 --admin
+rs_start || tap_bail "the server did not start: $(cat "$T/serve.log")"
+SPIN=$(openssl x509 -in "$D/tls.crt" -pubkey -noout |
+    openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)
+cat >"$P11ENROLL_CONF" <<EOF
+[service ra]
+url = $URL
+server-pin = sha256//$SPIN
+EOF
+
+# the user's certificate (openssl key), to be revoked by the reissue
+rs_session S0001
+rs_csr S0001
+rs_enroll "$T/S0001.csr" -H "Authorization: Bearer $TOKEN"
+rs_cert "$T/S0001.pem"
+serial1=$(openssl x509 -in "$T/S0001.pem" -noout -serial | cut -d= -f2)
+
+# the administrator's key on the token, its certificate by admin-code
+ID=a1b2c3d4e5f60718293a4b5c6d7e8f90
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token keygen "$TOK" \
+    --id "$ID" >"$T/keygen.out" 2>&1
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token csr "$TOK" --id "$ID" \
+    --subject "/O=しんきん商事/OU=$C/CN=A0001" --out "$T/admin.csr.pem" >"$T/csr.out" 2>&1
+openssl req -in "$T/admin.csr.pem" -outform DER 2>/dev/null | base64 >"$T/admin.csr"
+"$RA" admin-code "$C" A0001 --json >"$T/code.json" 2>/dev/null
+rs_enroll "$T/admin.csr" -u "$C/A0001:$(ra_json_get code <"$T/code.json")"
+rs_cert "$T/admin.pem"
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token import "$TOK" \
+    "$T/admin.pem" --id "$ID" >"$T/import.out" 2>&1
+tap_check "setup: the administrator's key and certificate on the token" \
+    sh -c "openssl verify -CAfile '$D/ca.crt' '$T/admin.pem' >/dev/null 2>&1"
+
+card()
+{
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["card"][sys.argv[2]])' \
+	    "$T/contract.json" "$1"
+}
+
+# login ANSWER_DELTA: p11enroll admin login on a FIFO: the token PIN and
+# the contract PIN first, then, once the server has chosen the cells,
+# their numbers (+ ANSWER_DELTA to answer wrong)
+login()
+{
+	rm -f "$T/in"
+	mkfifo "$T/in"
+	"$P11ENROLL" --pin-stdin ${LOGIN_JSON:+--json} admin login --service ra \
+	    --token "$TOK" <"$T/in" >"$T/login.out" 2>"$T/login.err" &
+	l_pid=$!
+	exec 3>"$T/in"
+	printf '%s\n%s\n' "$TPIN" "$PIN" >&3
+	i=0
+	while [ -z "$(sq "SELECT grid_challenge FROM contracts WHERE contract_id = '$C'")" ] &&
+	    [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	cells=$(sq "SELECT grid_challenge FROM contracts WHERE contract_id = '$C'")
+	for k in 1 2; do
+		idx=$(echo "$cells" | cut -d, -f$k)
+		label=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["card_rows"]; print([l for row in r for l in row][int(sys.argv[2])])' \
+		    "$T/contract.json" "$idx")
+		v=$(card "$label")
+		[ "$k" = 1 ] && v=$(printf '%02d' $(((v + ${1:-0}) % 100)))
+		printf '%s\n' "$v" >&3
+	done
+	exec 3>&-
+	wait $l_pid
+	l_rc=$?
+	return $l_rc
+}
+
+sq()
+{
+	sqlite3 "$D/ra.db" "$1"
+}
+
+# ---- login ----
+"$P11ENROLL" admin status >/dev/null 2>&1
+files_before=$(find "$XDG_STATE_HOME" "$XDG_RUNTIME_DIR" "$HOME" -type f ! -name '*.log' | sort)
+login 1
+tap_check "a wrong card number: login fails" [ "$l_rc" != 0 ]
+tap_check "... saying so" grep -q "customer card numbers are wrong" "$T/login.err"
+tap_check "... counted on the server" \
+    [ "$(sq "SELECT grid_failures FROM users WHERE user_id = 'A0001'")" = 1 ]
+"$P11ENROLL" admin status >"$T/status.out" 2>&1
+tap_check "admin status: still waiting for the card numbers" \
+    grep -q "Waiting for the customer card answer" "$T/status.out"
+login 0
+tap_check "admin login with the token PIN, contract PIN and card numbers: exit 0" \
+    [ "$l_rc" = 0 ]
+tap_check "... it showed both kana to look up (Japanese and English)" sh -c \
+    "grep -q 'お客様カードの .* と .* の数字を入力してください' '$T/login.out' && grep -q 'Enter the numbers of' '$T/login.out'"
+tap_check "... and the idle timeout" grep -q "ends after 900 idle seconds" "$T/login.out"
+"$P11ENROLL" admin status >"$T/status.out" 2>&1
+tap_check "admin status: logged in" grep -q "Logged in to ra" "$T/status.out"
+
+# ---- users ----
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin users >"$T/users.out" 2>&1
+tap_check "admin users: a table with the user's certificate" sh -c \
+    "grep -q '^USER .*ISSUE.*STATUS.*WINDOW' '$T/users.out' && grep -q '^S0001 .* 1 valid .* $serial1 ' '$T/users.out'"
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin --json admin users >"$T/users.json" 2>&1
+tap_check "admin users --json: the server's list" python3 -c "
+import json
+b = json.load(open('$T/users.json'))
+u = {x['user_id']: x for x in b['users']}
+assert b['contract_id'] == '$C' and u['S0001']['certificate']['serial'] == '$serial1'"
+
+# ---- a wrong confirmation PIN: nothing done ----
+before=$(sq "SELECT serial, status FROM certificates; SELECT id, state FROM windows")
+printf '%s\n%s\n' "$TPIN" 000000000 | "$P11ENROLL" --pin-stdin admin reissue \
+    S0001 --reason lost >"$T/r.out" 2>"$T/r.err"
+tap_check "reissue with a wrong confirmation PIN fails" [ $? != 0 ]
+tap_check "... says what would have happened, then that the PIN is wrong" sh -c \
+    "grep -q 'Reissue (再発行) for S0001' '$T/r.out' && grep -q 'confirmation PIN .* is wrong: nothing was done' '$T/r.err'"
+tap_check "... nothing changed" \
+    [ "$(sq "SELECT serial, status FROM certificates; SELECT id, state FROM windows")" = "$before" ]
+
+# ---- reissue expired, keep, then reissue lost ----
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin reissue \
+    S0001 >"$T/r.out" 2>&1
+tap_check "admin reissue (expired): a window, the certificate kept" sh -c \
+    "grep -q 'Acquisition window open until' '$T/r.out' && ! grep -q Revoked '$T/r.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT status FROM certificates WHERE serial = '$serial1'\")\" = valid ]"
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin keep \
+    S0001 >"$T/k.out" 2>&1
+tap_check "admin keep: the user's window closes" sh -c \
+    "grep -q 'window of S0001 is closed' '$T/k.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT count(*) FROM windows w JOIN users u ON u.id = w.user WHERE u.user_id = 'S0001' AND w.state = 'open'\")\" = 0 ]"
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin reissue \
+    S0001 --reason lost >"$T/r.out" 2>&1
+tap_check "admin reissue --reason lost: exit 0" [ $? = 0 ]
+tap_check "... the old certificate revoked, the invitation printed" sh -c \
+    "grep -q 'Revoked certificate $serial1' '$T/r.out' && grep -q '契約者ID (contract ID):  $C' '$T/r.out' && grep -q '利用者ID (user ID):      S0001' '$T/r.out' && grep -q 'server pin: *sha256//' '$T/r.out'"
+tap_check "... on the server: revoked, a lost window open" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT status FROM certificates WHERE serial = '$serial1'\")\" = revoked ] && [ \"\$(sqlite3 '$D/ra.db' \"SELECT reason FROM windows w JOIN users u ON u.id = w.user WHERE u.user_id = 'S0001' AND w.state = 'open'\")\" = lost ]"
+
+# ---- audit, logout ----
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin audit >"$T/a.out" 2>&1
+tap_check "admin audit: the reissue is there" grep -q "admin-certificate .*$C/S0001 .*ok .*reissue reason=lost" "$T/a.out"
+files_after=$(find "$XDG_STATE_HOME" "$XDG_RUNTIME_DIR" "$HOME" -type f ! -name '*.log' | sort)
+tap_check "the agent wrote no file for the admin session (the token is in memory only)" \
+    [ "$files_after" = "$files_before" ]
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin logout >"$T/o.out" 2>&1
+tap_check "admin logout" grep -q "Logged out" "$T/o.out"
+tap_check "... the token ended on the server" \
+    [ "$(sq "SELECT count(*) FROM admin_sessions WHERE kind = 'token' AND ended IS NULL")" = 0 ]
+printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin users >"$T/u2.out" 2>&1
+tap_check "admin users after logout: refused, 'admin login' suggested" sh -c \
+    "! printf '%s\n' '$TPIN' | '$P11ENROLL' --pin-stdin admin users >/dev/null 2>&1 && grep -q 'p11enroll admin login' '$T/u2.out'"
+rs_stop
+tap_done

@@ -1449,6 +1449,97 @@ out:
 	p11e_secret_free(cpin);
 }
 
+/* ---- POST /api/v1/admin/users/{user}/unlock ---- */
+
+/*
+ * Clears a user's failure counters and lock (the seed's ロック解除), with
+ * the confirmation PIN, as `p11enroll-ra unlock` does in the back office.
+ */
+static void
+unlock_action(struct acall *c, const char *user_id)
+{
+	static const char *const keys[] = { "confirmation_pin", NULL };
+	struct p11e_secret *cpin = NULL;
+	struct p11e_db_user t;
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err = P11E_OK;
+	char target[64], detail[96];
+	bool ok, locked;
+	json_t *j;
+
+	if ((j = body_object(c)) == NULL)
+		return;
+	if (!keys_only(j, keys) ||
+	    (cpin = secret_member(j, "confirmation_pin", PIN_MAX)) == NULL) {
+		json_decref(j);
+		bad_request(c, "expected {\"confirmation_pin\": \"...\"}");
+		return;
+	}
+	json_decref(j);
+	j = NULL;
+	if (!admin_token(c, "admin-unlock"))
+		goto out;
+	if (!p11e_db_valid_user_id(user_id) ||
+	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t)) ==
+		P11E_ERR_NOT_FOUND) {
+		err = P11E_OK;
+		problem(c, 404, "unknown-user", "Unknown user",
+		    "no such user in this contract");
+		goto out;
+	}
+	if (err != P11E_OK)
+		goto out;
+	snprintf(target, sizeof(target), "%s/%s", t.contract_id, t.user_id);
+	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
+	    (err = begin_fresh(c)) != P11E_OK)
+		goto out;
+	if (locked_refusal(c, "admin-unlock")) {
+		err = p11e_db_commit(c->db);
+		goto out;
+	}
+	if (!ok) {
+		if ((err = count_failure(c, false, "admin-unlock", target,
+			 "unlock: confirmation PIN wrong, not done",
+			 &locked)) != P11E_OK)
+			goto out;
+		if (locked)
+			problem(c, 403, "account-locked", "Account locked",
+			    "too many failed attempts; ask the bank to "
+			    "unlock it");
+		else
+			problem(c, 403, "confirmation-pin-mismatch",
+			    "Wrong confirmation PIN", "nothing was done");
+		goto out;
+	}
+	if ((err = reset_failures(c, false)) != P11E_OK ||
+	    (err = p11e_db_user_get(c->db, t.id, &t)) != P11E_OK ||
+	    (err = p11e_db_prepare(c->db,
+		 "UPDATE users SET failures = 0, grid_failures = 0,"
+		 " locked = 0 WHERE id = ?",
+		 &st)) != P11E_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, t.id);
+	snprintf(detail, sizeof(detail), "failures=%d grid=%d locked=%d",
+	    t.failures, t.grid_failures, t.locked ? 1 : 0);
+	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
+	    (err = audit(c, c->actor, "admin-unlock", target, "ok", detail)) !=
+		P11E_OK ||
+	    (err = p11e_db_commit(c->db)) != P11E_OK)
+		goto out;
+	j = json_pack("{s:s, s:b, s:i, s:i}", "user_id", t.user_id,
+	    "was_locked", t.locked, "failures", t.failures, "grid_failures",
+	    t.grid_failures);
+	json_reply(c, j);
+out:
+	if (err != P11E_OK) {
+		if (c->db != NULL)
+			p11e_db_rollback(c->db);
+		unavailable(c);
+	}
+	json_decref(j);
+	p11e_secret_free(cpin);
+}
+
 /* ---- routing ---- */
 
 bool
@@ -1486,11 +1577,15 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 		audit_list(&c);
 	} else if (strncmp(rest, "users/", 6) == 0 &&
 	    (slash = strchr(rest + 6, '/')) != NULL &&
-	    strcmp(slash, "/certificate") == 0 &&
+	    (strcmp(slash, "/certificate") == 0 ||
+		strcmp(slash, "/unlock") == 0) &&
 	    (size_t)(slash - (rest + 6)) < sizeof(user_id)) {
 		memcpy(user_id, rest + 6, (size_t)(slash - (rest + 6)));
 		user_id[slash - (rest + 6)] = '\0';
-		certificate_action(&c, user_id);
+		if (strcmp(slash, "/unlock") == 0)
+			unlock_action(&c, user_id);
+		else
+			certificate_action(&c, user_id);
 	} else {
 		problem(&c, 404, "not-found", "Not found", NULL);
 	}

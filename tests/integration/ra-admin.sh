@@ -19,7 +19,7 @@ for c in sqlite3 oathtool python3 curl openssl; do
 	    tap_skip_all "$c not installed (Debian packages sqlite3, oathtool, python3, curl, openssl)"
 done
 
-tap_plan 70
+tap_plan 74
 tap_tmpdir T
 rs_init
 # rs_init keeps only the contract ID: a second contract with its secrets
@@ -319,6 +319,21 @@ assert ('admin-login', 'ok', '$C/A0001') in acts
 assert all(r['target'] is None or r['target'].startswith('$C') or r['actor'].startswith('admin:$C') for r in b['audit'])"
 tap_check "no PIN, session or token in the database or the log" sh -c \
     "! sqlite3 '$D/ra.db' .dump | grep -q -e '$PIN' -e '$CPIN' -e '$S1' -e '$S2' -e '$ATOKEN' && ! grep -q -e '$PIN' -e '$CPIN' -e '$ATOKEN' '$T/serve.log'"
+
+# ---- unlock ----
+sq "UPDATE users SET failures = 5, grid_failures = 1, locked = 1 WHERE user_id = 'S0002'"
+as_json='{"confirmation_pin":"000000000"}'
+as A0001 POST /api/v1/admin/users/S0002/unlock
+rs_problem "unlock with a wrong confirmation PIN: 403 confirmation-pin-mismatch" \
+    403 confirmation-pin-mismatch
+tap_check "... still locked" \
+    [ "$(sq "SELECT failures, grid_failures, locked FROM users WHERE user_id = 'S0002'")" = '5|1|1' ]
+as_json="{\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users/S0002/unlock
+tap_check "unlock: 200, saying what it cleared" sh -c \
+    "[ '$code' = 200 ] && python3 -c \"import json; b = json.load(open('$T/body')); assert b == {'user_id': 'S0002', 'was_locked': True, 'failures': 5, 'grid_failures': 1}, b\""
+tap_check "... counters cleared, audited" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, grid_failures, locked FROM users WHERE user_id = 'S0002'\")\" = '0|0|0' ] && sqlite3 '$D/ra.db' \"SELECT actor, action, target, result, detail FROM audit WHERE action = 'admin-unlock'\" | grep -q 'admin:$C/A0001|admin-unlock|$C/S0002|ok|failures=5 grid=1 locked=1'"
 
 # ---- logout ----
 as A0001 DELETE /api/v1/admin/session

@@ -585,18 +585,11 @@ p11e_method_admin_audit(
 	return admin_get(agent, params, "/api/v1/admin/audit", result, detail);
 }
 
-enum p11e_err
-p11e_method_admin_certificate(
-    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+/* POST users/{user}/certificate or /unlock with the checked params. */
+static enum p11e_err
+user_post(struct p11e_agent *agent, json_t *params, bool unlock,
+    json_t **result, char *detail)
 {
-	static const struct p11e_param allowed[] = {
-		{ "user", JSON_STRING, true },
-		{ "action", JSON_STRING, true },
-		{ "reason", JSON_STRING, false },
-		{ "confirmation_pin", JSON_STRING, true },
-		ADMIN_PARAMS,
-		{ NULL, 0, false },
-	};
 	struct p11e_http_admin_reply r;
 	const char *user = json_string_value(json_object_get(params, "user"));
 	char path[128];
@@ -606,8 +599,6 @@ p11e_method_admin_certificate(
 	size_t i;
 
 	memset(&r, 0, sizeof(r));
-	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
-		return err;
 	/* a user ID is 1..30 letters and digits (it goes into the path) */
 	for (i = 0; user[i] != '\0'; i++)
 		if (!((user[i] >= '0' && user[i] <= '9') ||
@@ -622,12 +613,15 @@ p11e_method_admin_certificate(
 	if ((err = need_token(detail)) != P11E_OK ||
 	    (err = conn_open(agent, params, &c, detail)) != P11E_OK)
 		return err;
-	snprintf(
-	    path, sizeof(path), "/api/v1/admin/users/%s/certificate", user);
-	body = json_pack("{s:O, s:O}", "action",
-	    json_object_get(params, "action"), "confirmation_pin",
+	snprintf(path, sizeof(path), "/api/v1/admin/users/%s/%s", user,
+	    unlock ? "unlock" : "certificate");
+	body = json_pack("{s:O}", "confirmation_pin",
 	    json_object_get(params, "confirmation_pin"));
-	if (body != NULL && json_object_get(params, "reason") != NULL)
+	if (body != NULL && !unlock)
+		json_object_set(
+		    body, "action", json_object_get(params, "action"));
+	if (body != NULL && !unlock &&
+	    json_object_get(params, "reason") != NULL)
 		json_object_set(
 		    body, "reason", json_object_get(params, "reason"));
 	err = call(&c, "POST", path, body, true, &r, detail);
@@ -639,6 +633,42 @@ p11e_method_admin_certificate(
 	}
 	*result = r.json;
 	return P11E_OK;
+}
+
+enum p11e_err
+p11e_method_admin_certificate(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+{
+	static const struct p11e_param allowed[] = {
+		{ "user", JSON_STRING, true },
+		{ "action", JSON_STRING, true },
+		{ "reason", JSON_STRING, false },
+		{ "confirmation_pin", JSON_STRING, true },
+		ADMIN_PARAMS,
+		{ NULL, 0, false },
+	};
+	enum p11e_err err;
+
+	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
+		return err;
+	return user_post(agent, params, false, result, detail);
+}
+
+enum p11e_err
+p11e_method_admin_unlock(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+{
+	static const struct p11e_param allowed[] = {
+		{ "user", JSON_STRING, true },
+		{ "confirmation_pin", JSON_STRING, true },
+		ADMIN_PARAMS,
+		{ NULL, 0, false },
+	};
+	enum p11e_err err;
+
+	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
+		return err;
+	return user_post(agent, params, true, result, detail);
 }
 
 enum p11e_err

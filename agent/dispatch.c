@@ -116,6 +116,7 @@ static const struct {
 	{ "AdminStatus", p11e_method_admin_status, false },
 	{ "AdminUsers", p11e_method_admin_users, false },
 	{ "AdminCertificate", p11e_method_admin_certificate, false },
+	{ "AdminUnlock", p11e_method_admin_unlock, false },
 	{ "AdminAudit", p11e_method_admin_audit, false },
 	{ "AdminLogout", p11e_method_admin_logout, false },
 };

@@ -353,6 +353,60 @@ usage:
 }
 
 static int
+admin_unlock(struct p11e_cli *cli, int argc, char **argv)
+{
+	json_t *p = NULL, *res = NULL;
+	enum p11e_err err;
+	bool in;
+
+	if (argc != 2) {
+		p11e_error("usage: p11enroll admin unlock USER");
+		return P11E_EXIT_USAGE;
+	}
+	if (!cli->json) {
+		printf(
+		    "Unlock (ロック解除) %s: its failure counters are cleared "
+		    "and it can log in again.\n",
+		    argv[1]);
+		fflush(stdout);
+	}
+	if ((p = json_pack("{s:s}", "user", argv[1])) == NULL) {
+		err = P11E_ERR_NOMEM;
+		goto out;
+	}
+	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
+		goto out;
+	if (!in) {
+		p11e_error("no admin session: p11enroll admin login");
+		err = P11E_ERR_CREDENTIALS_REQUIRED;
+		goto out;
+	}
+	if ((err = add_secret(cli, p, "confirmation_pin",
+		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
+		goto out;
+	err = p11e_cli_call_agent(cli, "AdminUnlock", p, &res);
+	p = NULL;
+	if (err != P11E_OK)
+		goto out;
+	if (cli->json)
+		p11e_cli_print_json(res);
+	else
+		printf("%s unlocked (it was %slocked, %lld failures, %lld on "
+		       "the card).\n",
+		    str(res, "user_id"),
+		    json_is_true(json_object_get(res, "was_locked")) ? ""
+								     : "not ",
+		    (long long)json_integer_value(
+			json_object_get(res, "failures")),
+		    (long long)json_integer_value(
+			json_object_get(res, "grid_failures")));
+out:
+	json_decref(p);
+	json_decref(res);
+	return p11e_cli_exit_code(err);
+}
+
+static int
 admin_logout(struct p11e_cli *cli, int argc)
 {
 	json_t *p = json_object(), *res = NULL;
@@ -417,11 +471,14 @@ p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 	if (strcmp(sub, "reissue") == 0 || strcmp(sub, "revoke") == 0 ||
 	    strcmp(sub, "keep") == 0)
 		return admin_action(cli, sub, argc - 1, argv + 1);
+	if (strcmp(sub, "unlock") == 0)
+		return admin_unlock(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "logout") == 0)
 		return admin_logout(cli, argc - 1);
 	if (strcmp(sub, "status") == 0)
 		return admin_status(cli);
-	p11e_error("usage: p11enroll admin "
-		   "login|users|reissue|revoke|keep|audit|logout|status ...");
+	p11e_error(
+	    "usage: p11enroll admin "
+	    "login|users|reissue|revoke|keep|unlock|audit|logout|status ...");
 	return P11E_EXIT_USAGE;
 }

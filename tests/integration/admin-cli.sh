@@ -19,7 +19,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 24
+tap_plan 25
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -166,6 +166,13 @@ tap_check "... the old certificate revoked, the invitation printed" sh -c \
     "grep -q 'Revoked certificate $serial1' '$T/r.out' && grep -q '契約者ID (contract ID):  $C' '$T/r.out' && grep -q '利用者ID (user ID):      S0001' '$T/r.out' && grep -q 'server pin: *sha256//' '$T/r.out'"
 tap_check "... on the server: revoked, a lost window open" sh -c \
     "[ \"\$(sqlite3 '$D/ra.db' \"SELECT status FROM certificates WHERE serial = '$serial1'\")\" = revoked ] && [ \"\$(sqlite3 '$D/ra.db' \"SELECT reason FROM windows w JOIN users u ON u.id = w.user WHERE u.user_id = 'S0001' AND w.state = 'open'\")\" = lost ]"
+
+# ---- unlock ----
+sq "UPDATE users SET failures = 5, locked = 1 WHERE user_id = 'S0001'"
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin unlock \
+    S0001 >"$T/un.out" 2>&1
+tap_check "admin unlock: says what it does, clears the lock" sh -c \
+    "grep -q 'Unlock (ロック解除) S0001' '$T/un.out' && grep -q 'S0001 unlocked (it was locked, 5 failures' '$T/un.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, locked FROM users WHERE user_id = 'S0001'\")\" = '0|0' ]"
 
 # ---- audit, logout ----
 printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin audit >"$T/a.out" 2>&1

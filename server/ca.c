@@ -29,6 +29,12 @@ struct p11e_ca {
 	struct p11e_p11 *p11;
 	struct p11e_token *tok;
 	struct p11e_evp_key *evp;
+	/*
+	 * The signing context made once (a file key): each issuance signs
+	 * with a copy, without OpenSSL 3 fetching the digest and the
+	 * signature implementation again.  NULL: X509_sign each time.
+	 */
+	EVP_MD_CTX *sign_tmpl;
 };
 
 void
@@ -407,6 +413,7 @@ p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 	BIGNUM *bn = NULL;
 	char *hex = NULL;
 	X509V3_CTX ctx;
+	EVP_MD_CTX *mctx = NULL;
 	X509 *x = NULL;
 	int len;
 
@@ -451,8 +458,14 @@ p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 	    X509_add1_ext_i2d(
 		x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) != 1)
 		goto out;
-	if (X509_sign(x, ca->key, sign_md(ca->key)) <= 0)
+	if (ca->sign_tmpl != NULL) {
+		if ((mctx = EVP_MD_CTX_new()) == NULL ||
+		    EVP_MD_CTX_copy_ex(mctx, ca->sign_tmpl) != 1 ||
+		    X509_sign_ctx(x, mctx) <= 0)
+			goto out;
+	} else if (X509_sign(x, ca->key, sign_md(ca->key)) <= 0) {
 		goto out;
+	}
 	if ((len = i2d_X509(x, &der)) <= 0)
 		goto out;
 	if ((err = p11e_buf_append(&out->der, der, (size_t)len)) != P11E_OK)
@@ -464,6 +477,7 @@ out:
 		p11e_ca_log_ossl("issue");
 		p11e_buf_clear(&out->der);
 	}
+	EVP_MD_CTX_free(mctx);
 	OPENSSL_free(der);
 	OPENSSL_free(hex);
 	GENERAL_NAMES_free(san);
@@ -474,39 +488,87 @@ out:
 	return err;
 }
 
+/* Appends a DER tag and length (definite form) for a content of len. */
+static enum p11e_err
+der_header(struct p11e_buf *out, unsigned char tag, size_t len)
+{
+	unsigned char h[6];
+	size_t n = 0, i;
+
+	if (len > 0xffffff)
+		return P11E_ERR_TOO_LARGE;
+	h[n++] = tag;
+	if (len < 0x80) {
+		h[n++] = (unsigned char)len;
+	} else {
+		size_t bytes = len > 0xffff ? 3 : len > 0xff ? 2 : 1;
+
+		h[n++] = (unsigned char)(0x80 | bytes);
+		for (i = bytes; i > 0; i--)
+			h[n++] = (unsigned char)(len >> (8 * (i - 1)));
+	}
+	return p11e_buf_append(out, h, n);
+}
+
+static size_t
+der_size(size_t len)
+{
+	return 1 +
+	    (len < 0x80		    ? 1
+		    : len <= 0xff   ? 2
+		    : len <= 0xffff ? 3
+				    : 4) +
+	    len;
+}
+
+/*
+ * The certificates are written as they are (a certs-only SignedData is
+ * a fixed wrapper around them), the bytes i2d_PKCS7 gives for
+ * PKCS7_set_type(signed) + PKCS7_content_new(data) + the certificates;
+ * each is checked to be one DER X509 first.
+ */
 enum p11e_err
 p11e_ca_pkcs7_certs(const unsigned char *const *ders, const size_t *lens,
     size_t n, struct p11e_buf *out)
 {
-	enum p11e_err err = P11E_ERR_CRYPTO;
-	unsigned char *der = NULL;
-	PKCS7 *p7 = NULL;
-	X509 *x = NULL;
-	size_t i;
-	int len;
+	static const unsigned char oid_signed[] = { 0x06, 0x09, 0x2a, 0x86,
+		0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02 };
+	/* version 1, digestAlgorithms {}, contentInfo { data } */
+	static const unsigned char sd_head[] = { 0x02, 0x01, 0x01, 0x31, 0x00,
+		0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
+		0x01, 0x07, 0x01 };
+	static const unsigned char signer_infos[] = { 0x31, 0x00 };
+	enum p11e_err err = P11E_OK;
+	size_t i, certs = 0, sd, explicit;
 
-	if ((p7 = PKCS7_new()) == NULL ||
-	    PKCS7_set_type(p7, NID_pkcs7_signed) != 1 ||
-	    PKCS7_content_new(p7, NID_pkcs7_data) != 1)
-		goto out;
 	for (i = 0; i < n; i++) {
 		const unsigned char *p = ders[i];
+		X509 *x;
 
-		if ((x = d2i_X509(NULL, &p, (long)lens[i])) == NULL ||
-		    PKCS7_add_certificate(p7, x) != 1)
-			goto out;
+		if (lens[i] > 0xffff ||
+		    (x = d2i_X509(NULL, &p, (long)lens[i])) == NULL ||
+		    p != ders[i] + lens[i]) {
+			p11e_ca_log_ossl("pkcs7");
+			return P11E_ERR_CRYPTO;
+		}
 		X509_free(x);
-		x = NULL;
+		certs += lens[i];
 	}
-	if ((len = i2d_PKCS7(p7, &der)) <= 0)
-		goto out;
-	err = p11e_buf_append(out, der, (size_t)len);
-out:
-	if (err == P11E_ERR_CRYPTO)
-		p11e_ca_log_ossl("pkcs7");
-	OPENSSL_free(der);
-	X509_free(x);
-	PKCS7_free(p7);
+	sd = sizeof(sd_head) + der_size(certs) + sizeof(signer_infos);
+	explicit = der_size(sd);
+	if ((err = der_header(out, 0x30,
+		 sizeof(oid_signed) + der_size(explicit))) != P11E_OK ||
+	    (err = p11e_buf_append(out, oid_signed, sizeof(oid_signed))) !=
+		P11E_OK ||
+	    (err = der_header(out, 0xa0, explicit)) != P11E_OK ||
+	    (err = der_header(out, 0x30, sd)) != P11E_OK ||
+	    (err = p11e_buf_append(out, sd_head, sizeof(sd_head))) != P11E_OK ||
+	    (err = der_header(out, 0xa0, certs)) != P11E_OK)
+		return err;
+	for (i = 0; i < n && err == P11E_OK; i++)
+		err = p11e_buf_append(out, ders[i], lens[i]);
+	if (err == P11E_OK)
+		err = p11e_buf_append(out, signer_infos, sizeof(signer_infos));
 	return err;
 }
 
@@ -800,6 +862,14 @@ p11e_ca_load(const char *cert_path, const char *key_path, const char *key_uri,
 		goto out;
 	}
 	ERR_clear_error();
+	if (ca->evp == NULL &&
+	    ((ca->sign_tmpl = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestSignInit(ca->sign_tmpl, NULL, sign_md(ca->key), NULL,
+		    ca->key) != 1)) {
+		EVP_MD_CTX_free(ca->sign_tmpl);
+		ca->sign_tmpl = NULL;
+		ERR_clear_error();
+	}
 	*out = ca;
 	ca = NULL; /* transferred */
 out:
@@ -812,6 +882,7 @@ p11e_ca_free(struct p11e_ca *ca)
 {
 	if (ca == NULL)
 		return;
+	EVP_MD_CTX_free(ca->sign_tmpl);
 	EVP_PKEY_free(ca->key);
 	p11e_evp_key_free(ca->evp);
 	p11e_token_close(ca->tok);

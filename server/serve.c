@@ -594,12 +594,24 @@ b64_encode(const unsigned char *in, size_t len, struct p11e_buf *out)
 	return P11E_OK;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 fetch it per use. */
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void
 sha256(const void *data, size_t len, unsigned char md[32])
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	unsigned int mdlen;
 
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	pthread_once(&once, sha256_fetch);
+	EVP_Digest(data, len, md, &mdlen,
+	    sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
 }
 
 /* The base64 certs-only PKCS#7 holding one certificate. */

@@ -93,3 +93,8 @@ for n in $levels; do
 	skip=$((skip + n))
 done
 echo "# integrity: $(sqlite3 "$D/ra.db" 'PRAGMA integrity_check'), certificates: $(sqlite3 "$D/ra.db" 'SELECT count(*) FROM certificates'), synchronous FULL enforced at open"
+# the stored key hash is the SHA-256 of the issued certificate's SPKI
+row=$(sqlite3 "$D/ra.db" "SELECT hex(der) || ' ' || lower(hex(spki_sha256)) FROM certificates ORDER BY random() LIMIT 1")
+got=$(printf '%s' "${row% *}" | xxd -r -p | openssl x509 -inform DER -pubkey -noout |
+    openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+echo "# spki_sha256 of a random certificate: $([ "$got" = "${row#* }" ] && echo matches || echo MISMATCH)"

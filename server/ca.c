@@ -374,6 +374,84 @@ out:
 	return err;
 }
 
+/*
+ * An EC key with a named curve and an uncompressed point of a supported
+ * size: its X509_PUBKEY encodes exactly as i2d_PUBKEY would re-encode
+ * the key, so it can be used as is, without OpenSSL 3's encoder
+ * machinery (the top of a loaded server's profile).
+ */
+static bool
+spki_canonical_ec(const X509_PUBKEY *pub)
+{
+	ASN1_OBJECT *alg = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *pa = NULL;
+	int pklen = 0, ptype = 0;
+
+	if (pub == NULL ||
+	    X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, pub) != 1 ||
+	    OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || pa == NULL)
+		return false;
+	X509_ALGOR_get0(NULL, &ptype, &pval, pa);
+	return ptype == V_ASN1_OBJECT && pk != NULL && pk[0] == 0x04 &&
+	    ((pklen == 65 && OBJ_obj2nid(pval) == NID_X9_62_prime256v1) ||
+		(pklen == 97 && OBJ_obj2nid(pval) == NID_secp384r1));
+}
+
+enum p11e_err
+p11e_ca_req_spki_sha256(X509_REQ *req, unsigned char out[32])
+{
+	X509_PUBKEY *pub = X509_REQ_get_X509_PUBKEY(req);
+	unsigned char *der = NULL;
+	unsigned int mdlen = 0;
+	enum p11e_err err = P11E_ERR_CRYPTO;
+	int len;
+
+	if (!spki_canonical_ec(pub))
+		return X509_REQ_get0_pubkey(req) == NULL
+		    ? P11E_ERR_CRYPTO
+		    : p11e_ca_spki_sha256(X509_REQ_get0_pubkey(req), out);
+	if ((len = i2d_X509_PUBKEY(pub, &der)) > 0 &&
+	    EVP_Digest(der, (size_t)len, out, &mdlen, EVP_sha256(), NULL) == 1)
+		err = P11E_OK;
+	OPENSSL_free(der);
+	return err;
+}
+
+/*
+ * The request's public key into x: its algorithm, curve and point set
+ * directly when canonical (above), else through the EVP_PKEY.
+ */
+static bool
+set_pubkey(X509 *x, X509_REQ *req)
+{
+	X509_PUBKEY *pub = X509_REQ_get_X509_PUBKEY(req);
+	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+	ASN1_OBJECT *alg = NULL, *aobj = NULL, *curve = NULL;
+	const unsigned char *pk = NULL;
+	unsigned char *penc = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *pa = NULL;
+	int pklen = 0, ptype = 0;
+
+	if (xpk == NULL || !spki_canonical_ec(pub))
+		return X509_set_pubkey(x, X509_REQ_get0_pubkey(req)) == 1;
+	if (X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, pub) != 1)
+		return false;
+	X509_ALGOR_get0(NULL, &ptype, &pval, pa);
+	if ((aobj = OBJ_dup(alg)) == NULL || (curve = OBJ_dup(pval)) == NULL ||
+	    (penc = OPENSSL_memdup(pk, (size_t)pklen)) == NULL ||
+	    X509_PUBKEY_set0_param(
+		xpk, aobj, V_ASN1_OBJECT, curve, penc, pklen) != 1) {
+		ASN1_OBJECT_free(aobj);
+		ASN1_OBJECT_free(curve);
+		OPENSSL_free(penc);
+		return false;
+	}
+	return true;
+}
+
 static const EVP_MD *
 sign_md(EVP_PKEY *key)
 {
@@ -439,7 +517,7 @@ p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 	    X509_set_subject_name(x, name) != 1 ||
 	    ASN1_TIME_set(X509_getm_notBefore(x), out->not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), out->not_after) == NULL ||
-	    X509_set_pubkey(x, X509_REQ_get0_pubkey(req)) != 1)
+	    !set_pubkey(x, req))
 		goto out;
 	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
 	if ((err = add_ext(x, &ctx, NID_basic_constraints,

@@ -169,6 +169,12 @@ enum p11e_err p11e_ca_spki_pin(X509 *cert, char *out, size_t outlen);
 /* SHA-256 of a public key's DER SubjectPublicKeyInfo. */
 enum p11e_err p11e_ca_spki_sha256(EVP_PKEY *pkey, unsigned char out[32]);
 
+/*
+ * The same for the key of req, as p11e_ca_spki_sha256 gives for it (the
+ * request's own encoding when that is the canonical one).
+ */
+enum p11e_err p11e_ca_req_spki_sha256(X509_REQ *req, unsigned char out[32]);
+
 /* Drains the OpenSSL error queue into the log, prefixed with what. */
 void p11e_ca_log_ossl(const char *what);
 

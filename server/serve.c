@@ -1228,7 +1228,6 @@ static bool
 csr_check(struct call *c, struct csr_in *in, const struct p11e_ca_profile *p)
 {
 	char detail[200];
-	EVP_PKEY *pkey;
 	enum p11e_err err;
 
 	detail[0] = '\0';
@@ -1250,8 +1249,7 @@ csr_check(struct call *c, struct csr_in *in, const struct p11e_ca_profile *p)
 		    detail[0] ? detail : NULL);
 		return false;
 	}
-	pkey = X509_REQ_get0_pubkey(in->req);
-	if (pkey == NULL || p11e_ca_spki_sha256(pkey, in->spki_md) != P11E_OK) {
+	if (p11e_ca_req_spki_sha256(in->req, in->spki_md) != P11E_OK) {
 		problem(c, 400, "csr-invalid", "Invalid CSR", NULL);
 		return false;
 	}

@@ -726,8 +726,9 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
     const struct p11e_secret *pin, bool final_try, struct steps *st,
     char *detail)
 {
-	struct p11e_secret *password = NULL, *otp = NULL;
+	struct p11e_secret *password = NULL, *otp = NULL, *code = NULL;
 	struct p11e_http_session hs = { NULL, "", "", 0 };
+	char basic[160];
 	STACK_OF(X509) *cacerts = NULL, *issued = NULL;
 	struct p11e_csr_template tmpl = { NULL, NULL, 0 };
 	const char *cid, *uid;
@@ -745,8 +746,10 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
 		uid = c->user_id;
 	password = param_secret(params, "password");
 	otp = param_secret(params, "otp");
+	code = param_secret(params, "admin_code");
 	if (bad_secret(params, "password", password) ||
-	    bad_secret(params, "otp", otp)) {
+	    bad_secret(params, "otp", otp) ||
+	    bad_secret(params, "admin_code", code)) {
 		snprintf(detail, P11E_DETAIL_MAX,
 		    "the password or one-time password is empty or too long");
 		err = P11E_ERR_INVALID_PARAMETER;
@@ -769,16 +772,27 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
 		p11e_info(
 		    "%s: nothing issued yet for the saved request", c->name);
 	}
-	if (password == NULL || otp == NULL || cid == NULL || uid == NULL) {
+	if (code != NULL && cid != NULL && uid != NULL) {
+		/*
+		 * An administrator's first certificate: HTTP Basic with
+		 * the bank's one-time code instead of a session, and an
+		 * empty subject (the server issues the one it holds).
+		 */
+		snprintf(basic, sizeof(basic), "%s/%s", cid, uid);
+		if ((err = p11e_http_set_basic(h, basic, code)) != P11E_OK)
+			goto out;
+		snprintf(hs.subject, sizeof(hs.subject), "/");
+	} else if (password == NULL || otp == NULL || cid == NULL ||
+	    uid == NULL) {
 		snprintf(detail, P11E_DETAIL_MAX,
 		    "give the contract ID, user ID, password and one-time "
 		    "password");
 		err = P11E_ERR_CREDENTIALS_REQUIRED;
 		goto out;
-	}
-	if ((err = open_session(h, c, cid, uid, password, otp, &hs, detail)) !=
-	    P11E_OK)
+	} else if ((err = open_session(h, c, cid, uid, password, otp, &hs,
+			detail)) != P11E_OK) {
 		goto out;
+	}
 	snprintf(c->contract_id, sizeof(c->contract_id), "%s", cid);
 	snprintf(c->user_id, sizeof(c->user_id), "%s", uid);
 	step_done(st, "server session");
@@ -823,6 +837,7 @@ out:
 	p11e_secret_free(password);
 	p11e_secret_free(otp);
 	p11e_http_free(h);
+	p11e_secret_free(code); /* after h, which borrowed it */
 	p11e_buf_clear(&csr);
 	return err;
 }
@@ -883,6 +898,7 @@ p11e_method_enroll(
 		{ "user_id", JSON_STRING, false },
 		{ "password", JSON_STRING, false },
 		{ "otp", JSON_STRING, false },
+		{ "admin_code", JSON_STRING, false },
 		{ NULL, 0, false },
 	};
 	bool final_try = json_is_true(json_object_get(params, "final_try"));

@@ -36,6 +36,8 @@ struct p11e_http {
 	X509 *client_cert;
 	STACK_OF(X509) * client_chain;
 	const char *method; /* "DELETE" for the next request, else NULL */
+	char *basic_user; /* HTTP Basic for simpleenroll (admin code) */
+	const struct p11e_secret *basic_pass; /* borrowed */
 };
 
 struct response {
@@ -99,7 +101,23 @@ p11e_http_free(struct p11e_http *h)
 	EVP_PKEY_free(h->client_key);
 	X509_free(h->client_cert);
 	sk_X509_pop_free(h->client_chain, X509_free);
+	free(h->basic_user);
 	free(h);
+}
+
+enum p11e_err
+p11e_http_set_basic(
+    struct p11e_http *h, const char *user, const struct p11e_secret *password)
+{
+	free(h->basic_user);
+	h->basic_user = NULL;
+	h->basic_pass = NULL;
+	if (user == NULL || password == NULL)
+		return P11E_OK;
+	if ((h->basic_user = strdup(user)) == NULL)
+		return P11E_ERR_NOMEM;
+	h->basic_pass = password;
+	return P11E_OK;
 }
 
 enum p11e_err
@@ -293,6 +311,14 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 	if (h->client_key != NULL) {
 		curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
 		curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	}
+	if (bearer == NULL && h->basic_user != NULL && h->basic_pass != NULL) {
+		/* XXX as for the bearer token: curl keeps a copy until the
+		 * handle is cleaned up; the code is good for one issuance */
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c, CURLOPT_USERNAME, h->basic_user);
+		curl_easy_setopt(
+		    c, CURLOPT_PASSWORD, p11e_secret_str(h->basic_pass));
 	}
 	if (bearer != NULL) {
 		/*

@@ -68,6 +68,15 @@ enum p11e_err p11e_http_set_client_key(
     struct p11e_http *h, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain);
 
 /*
+ * HTTP Basic authentication (user "CONTRACT/USER", password the one-time
+ * enrollment code, borrowed until the next call) for the next
+ * simpleenroll without a bearer token: an administrator's first
+ * certificate (doc/protocol.md).  user NULL clears it.
+ */
+enum p11e_err p11e_http_set_basic(
+    struct p11e_http *h, const char *user, const struct p11e_secret *password);
+
+/*
  * GET cacerts: the issuing CA certificates (new stack for the caller).
  * Errors: P11E_ERR_SERVER_UNREACHABLE, P11E_ERR_SERVER_UNTRUSTED,
  * P11E_ERR_BAD_RESPONSE, or what p11e_est_problem() maps; detail (dlen

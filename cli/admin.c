@@ -457,11 +457,36 @@ admin_status(struct p11e_cli *cli)
 	return P11E_EXIT_OK;
 }
 
+/*
+ * admin enroll: the user enrollment (cli/enroll.c, the same journaling
+ * and checks) with the bank's one-time code instead of the password and
+ * the one-time password.
+ */
+static int
+admin_enroll(struct p11e_cli *cli, int argc, char **argv)
+{
+	char *args[32];
+	int i, n = 0;
+
+	if (argc > 30) {
+		p11e_error("usage: p11enroll admin enroll --service NAME "
+			   "[--token URI] ...");
+		return P11E_EXIT_USAGE;
+	}
+	for (i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	args[n++] = (char *)"--admin-code";
+	args[n] = NULL;
+	return p11e_cmd_enroll(cli, n, args);
+}
+
 int
 p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
 
+	if (strcmp(sub, "enroll") == 0)
+		return admin_enroll(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "login") == 0)
 		return admin_login(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "users") == 0)
@@ -477,8 +502,8 @@ p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 		return admin_logout(cli, argc - 1);
 	if (strcmp(sub, "status") == 0)
 		return admin_status(cli);
-	p11e_error(
-	    "usage: p11enroll admin "
-	    "login|users|reissue|revoke|keep|unlock|audit|logout|status ...");
+	p11e_error("usage: p11enroll admin "
+		   "enroll|login|users|reissue|revoke|keep|unlock|audit|logout|"
+		   "status ...");
 	return P11E_EXIT_USAGE;
 }

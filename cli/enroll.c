@@ -264,6 +264,7 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		O_USER,
 		O_SECRETS_STDIN,
 		O_RESUME,
+		O_ADMIN,
 	};
 	static const struct option opts[] = {
 		{ "service", required_argument, NULL, O_SERVICE },
@@ -274,6 +275,8 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		{ "user-id", required_argument, NULL, O_USER },
 		{ "secrets-stdin", no_argument, NULL, O_SECRETS_STDIN },
 		{ "resume", required_argument, NULL, O_RESUME },
+		/* p11enroll admin enroll: the bank's one-time code */
+		{ "admin-code", no_argument, NULL, O_ADMIN },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *service = NULL, *inv_path = NULL, *token = NULL,
@@ -281,7 +284,7 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		   *resume = NULL;
 	char svc[80] = "", uri[1024] = "", cred[80] = "", cid[64], uid[64];
 	char nb[40], na[40], rec_cid[64] = "", rec_uid[64] = "";
-	bool from_stdin = false, fresh;
+	bool from_stdin = false, fresh, admin = false;
 	json_t *inv = NULL, *params = NULL, *res = NULL;
 	enum p11e_err err = P11E_OK;
 	int c;
@@ -312,6 +315,9 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 			break;
 		case O_RESUME:
 			resume = optarg;
+			break;
+		case O_ADMIN:
+			admin = true;
 			break;
 		default:
 			goto usage;
@@ -454,13 +460,19 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		}
 		json_object_set_new(params, "contract_id", json_string(cid));
 		json_object_set_new(params, "user_id", json_string(uid));
-		if ((err = add_secret(params, "password",
-			 "password (利用者暗証番号): ", from_stdin)) !=
+		if (admin) {
+			if ((err = add_secret(params, "admin_code",
+				 "one-time enrollment code (from the bank): ",
+				 from_stdin)) != P11E_OK)
+				goto out;
+		} else if ((err = add_secret(params, "password",
+				"password (利用者暗証番号): ", from_stdin)) !=
 			P11E_OK ||
 		    (err = add_secret(params, "otp",
 			 "one-time password (ワンタイムパスワード): ",
-			 from_stdin)) != P11E_OK)
+			 from_stdin)) != P11E_OK) {
 			goto out;
+		}
 		if ((err = p11e_cli_call_agent(
 			 cli, "Enroll", json_incref(params), &res)) != P11E_OK)
 			goto out;

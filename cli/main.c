@@ -44,7 +44,8 @@ static const struct command commands[] = {
 	{ "service", p11e_cmd_service,
 	    "add NAME URL [--trust-fingerprint PIN]: a service of your own" },
 	{ "admin", p11e_cmd_admin,
-	    "login|users|reissue|revoke|keep|unlock|audit|logout|status: "
+	    "enroll|login|users|reissue|revoke|keep|unlock|audit|logout|"
+	    "status: "
 	    "the "
 	    "administrator's commands" },
 	{ "browser", p11e_cmd_browser,

@@ -103,6 +103,12 @@ parse_subject(struct p11e_token *tok, const char *subject, X509_NAME **out)
 		    tok, "expected \"/CN=name/O=organisation\", got", subject);
 		goto out;
 	}
+	if (len == 1) {
+		/* "/": an empty subject (the server fills it in) */
+		if ((*out = X509_NAME_new()) == NULL)
+			return P11E_ERR_NOMEM;
+		return P11E_OK;
+	}
 	/* Each part is shorter than the whole string. */
 	if ((type = malloc(len + 1)) == NULL ||
 	    (value = malloc(len + 1)) == NULL ||

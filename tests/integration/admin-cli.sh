@@ -6,7 +6,8 @@
 # the two card numbers asked for the kana the server chose; users; keep,
 # reissue lost (the old certificate revoked, the invitation printed), a
 # wrong confirmation PIN (nothing done); audit; logout; the admin token
-# never on disk.
+# never on disk.  The administrator's certificate comes from p11enroll
+# admin enroll (the one-time code).
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/softhsm.sh"
@@ -19,7 +20,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 25
+tap_plan 28
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -50,20 +51,25 @@ rs_enroll "$T/S0001.csr" -H "Authorization: Bearer $TOKEN"
 rs_cert "$T/S0001.pem"
 serial1=$(openssl x509 -in "$T/S0001.pem" -noout -serial | cut -d= -f2)
 
-# the administrator's key on the token, its certificate by admin-code
-ID=a1b2c3d4e5f60718293a4b5c6d7e8f90
-printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token keygen "$TOK" \
-    --id "$ID" >"$T/keygen.out" 2>&1
-printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token csr "$TOK" --id "$ID" \
-    --subject "/O=しんきん商事/OU=$C/CN=A0001" --out "$T/admin.csr.pem" >"$T/csr.out" 2>&1
-openssl req -in "$T/admin.csr.pem" -outform DER 2>/dev/null | base64 >"$T/admin.csr"
+# p11enroll admin enroll: the key on the token, the certificate with the
+# bank's one-time code (EST simpleenroll with Basic)
 "$RA" admin-code "$C" A0001 --json >"$T/code.json" 2>/dev/null
-rs_enroll "$T/admin.csr" -u "$C/A0001:$(ra_json_get code <"$T/code.json")"
-rs_cert "$T/admin.pem"
-printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin token import "$TOK" \
-    "$T/admin.pem" --id "$ID" >"$T/import.out" 2>&1
-tap_check "setup: the administrator's key and certificate on the token" \
-    sh -c "openssl verify -CAfile '$D/ca.crt' '$T/admin.pem' >/dev/null 2>&1"
+ACODE=$(ra_json_get code <"$T/code.json")
+printf '%s\n%s\n' "$TPIN" "$ACODE" | "$P11ENROLL" admin enroll --service ra \
+    --token "$TOK" --contract-id "$C" --user-id A0001 --secrets-stdin \
+    >"$T/aenroll.out" 2>"$T/aenroll.err"
+tap_check "admin enroll with the one-time code: exit 0" [ $? = 0 ]
+aserial=$(sed -n 's/^  serial   //p' "$T/aenroll.out")
+tap_check "... an administrator's certificate, journaled and on the token" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT c.role, c.status, u.user_id FROM certificates c JOIN users u ON u.id = c.user WHERE c.serial = '$aserial'\")\" = 'admin|valid|A0001' ] && grep -q '^enrolled: ' '$T/aenroll.out'"
+tap_check "... the code is used" \
+    [ "$(sqlite3 "$D/ra.db" "SELECT count(*) FROM enroll_codes WHERE kind = 'admin-code' AND used IS NOT NULL")" = 1 ]
+"$P11ENROLL" --json list >"$T/list.json" 2>&1
+tap_check "... tracked by the agent as INSTALLED (renewable like any credential)" \
+    python3 -c "
+import json
+c = [x for x in json.load(open('$T/list.json'))['credentials'] if x['serial'] == '$aserial']
+assert len(c) == 1 and c[0]['state'] == 'INSTALLED', c"
 
 card()
 {

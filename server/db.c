@@ -172,10 +172,18 @@ const struct p11e_db_migration p11e_db_migrations[] = {
 const size_t p11e_db_n_migrations =
     sizeof(p11e_db_migrations) / sizeof(p11e_db_migrations[0]);
 
+#define DB_CACHE 48
+
 struct p11e_db {
 	sqlite3 *h;
 	int version;
 	bool writer; /* holds write_lock */
+	/* statements of p11e_db_prepare_cached, by their SQL's address */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[DB_CACHE];
+	size_t n_cache;
 };
 
 /*
@@ -263,6 +271,53 @@ p11e_db_prepare(struct p11e_db *db, const char *sql, sqlite3_stmt **st)
 }
 
 enum p11e_err
+p11e_db_prepare_cached(struct p11e_db *db, const char *sql, sqlite3_stmt **st)
+{
+	enum p11e_err err;
+	size_t i;
+	int rc;
+
+	*st = NULL;
+	for (i = 0; i < db->n_cache; i++)
+		if (db->cache[i].sql == sql) {
+			/* in case a use was not ended */
+			*st = db->cache[i].st;
+			sqlite3_reset(*st);
+			return P11E_OK;
+		}
+	if (db->n_cache == DB_CACHE)
+		return p11e_db_prepare(db, sql, st);
+	rc = sqlite3_prepare_v3(
+	    db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK) {
+		err = p11e_db_error(db, rc, "prepare");
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return err;
+	}
+	db->cache[db->n_cache].sql = sql;
+	db->cache[db->n_cache].st = *st;
+	db->n_cache++;
+	return P11E_OK;
+}
+
+void
+p11e_db_finish(struct p11e_db *db, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < db->n_cache; i++)
+		if (db->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+enum p11e_err
 p11e_db_step_done(struct p11e_db *db, sqlite3_stmt *st)
 {
 	enum p11e_err err = P11E_OK;
@@ -272,7 +327,7 @@ p11e_db_step_done(struct p11e_db *db, sqlite3_stmt *st)
 		;
 	if (rc != SQLITE_DONE)
 		err = p11e_db_error(db, rc, "step");
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -712,6 +767,8 @@ p11e_db_close(struct p11e_db *db)
 	if (db->h != NULL) {
 		if (!sqlite3_get_autocommit(db->h))
 			p11e_db_rollback(db);
+		while (db->n_cache > 0)
+			sqlite3_finalize(db->cache[--db->n_cache].st);
 		sqlite3_close_v2(db->h);
 	}
 	free(db);
@@ -887,7 +944,7 @@ p11e_db_audit(struct p11e_db *db, const char *actor, const char *action,
 			err = P11E_ERR_NOMEM;
 			goto out;
 		}
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "INSERT INTO audit (at, actor, action, target, result, peer,"
 		 " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
 		 &st)) != P11E_OK)
@@ -919,7 +976,7 @@ p11e_db_contract_find(
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "SELECT id, contract_id, name FROM contracts"
 		 " WHERE contract_id = ?",
 		 &st)) != P11E_OK)
@@ -934,7 +991,7 @@ p11e_db_contract_find(
 		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
 					: p11e_db_error(db, rc, "contract");
 	}
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -972,14 +1029,14 @@ p11e_db_user_find(struct p11e_db *db, const char *contract_id,
 	enum p11e_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 USER_COLUMNS "WHERE c.contract_id = ? AND u.user_id = ?",
 		 &st)) != P11E_OK)
 		return err;
 	sqlite3_bind_text(st, 1, contract_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
 	err = user_row(db, st, out);
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -990,12 +1047,12 @@ p11e_db_user_get(struct p11e_db *db, int64_t id, struct p11e_db_user *out)
 	enum p11e_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = p11e_db_prepare(db, USER_COLUMNS "WHERE u.id = ?", &st)) !=
-	    P11E_OK)
+	if ((err = p11e_db_prepare_cached(
+		 db, USER_COLUMNS "WHERE u.id = ?", &st)) != P11E_OK)
 		return err;
 	sqlite3_bind_int64(st, 1, id);
 	err = user_row(db, st, out);
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -1009,7 +1066,7 @@ p11e_db_window_open_get(struct p11e_db *db, int64_t user, time_t now,
 
 	*window = 0;
 	*closes = 0;
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "SELECT id, closes FROM windows WHERE user = ?"
 		 " AND state = 'open' AND opened <= ? AND closes > ?",
 		 &st)) != P11E_OK)
@@ -1025,7 +1082,7 @@ p11e_db_window_open_get(struct p11e_db *db, int64_t user, time_t now,
 		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
 					: p11e_db_error(db, rc, "window");
 	}
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 

@@ -108,6 +108,18 @@ p11e_db_prepare(struct p11e_db *db, const char *sql, sqlite3_stmt **st);
  */
 enum p11e_err p11e_db_step_done(struct p11e_db *db, sqlite3_stmt *st);
 
+/*
+ * p11e_db_prepare for a statement used again and again: sql must be a
+ * string constant (the cache knows it by its address).  The statement
+ * stays db's: end each use with p11e_db_finish (or p11e_db_step_done),
+ * never sqlite3_finalize.
+ */
+enum p11e_err
+p11e_db_prepare_cached(struct p11e_db *db, const char *sql, sqlite3_stmt **st);
+
+/* Ends a use of st: resets a cached statement, finalises any other. */
+void p11e_db_finish(struct p11e_db *db, sqlite3_stmt *st);
+
 /* The rowid of the last INSERT. */
 int64_t p11e_db_last_id(struct p11e_db *db);
 

@@ -652,7 +652,7 @@ code_find(struct p11e_db *db, const unsigned char hash[32], const char *kind,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "SELECT id, user, window, expires, used IS NOT NULL,"
 		 " spki_sha256 FROM enroll_codes WHERE hash = ? AND kind = ?",
 		 &st)) != P11E_OK)
@@ -675,7 +675,7 @@ code_find(struct p11e_db *db, const unsigned char hash[32], const char *kind,
 		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
 					: p11e_db_error(db, rc, "code");
 	}
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -691,7 +691,7 @@ cert_find(struct p11e_db *db, const char *sql, int64_t user,
 	enum p11e_err err;
 	int rc;
 
-	if ((err = p11e_db_prepare(db, sql, &st)) != P11E_OK)
+	if ((err = p11e_db_prepare_cached(db, sql, &st)) != P11E_OK)
 		return err;
 	sqlite3_bind_blob(st, 1, md, 32, SQLITE_STATIC);
 	if (user != 0)
@@ -703,7 +703,7 @@ cert_find(struct p11e_db *db, const char *sql, int64_t user,
 	else
 		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
 					: p11e_db_error(db, rc, "certificate");
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -715,7 +715,7 @@ spki_in_use(struct p11e_db *db, const unsigned char spki[32], bool *used)
 	int rc;
 
 	*used = false;
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "SELECT 1 FROM certificates WHERE spki_sha256 = ? LIMIT 1",
 		 &st)) != P11E_OK)
 		return err;
@@ -725,7 +725,7 @@ spki_in_use(struct p11e_db *db, const unsigned char spki[32], bool *used)
 		*used = true;
 	else if (rc != SQLITE_DONE)
 		err = p11e_db_error(db, rc, "certificate");
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 
@@ -1277,14 +1277,14 @@ issue_commit(struct call *c, const struct p11e_db_user *u,
 	pthread_mutex_unlock(&c->s->ca_lock);
 	if (err != P11E_OK)
 		return err;
-	if ((err = p11e_db_prepare(c->db,
+	if ((err = p11e_db_prepare_cached(c->db,
 		 "UPDATE certificates SET status = 'superseded'"
 		 " WHERE user = ? AND status = 'valid'",
 		 &st)) != P11E_OK)
 		goto out;
 	sqlite3_bind_int64(st, 1, u->id);
 	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
-	    (err = p11e_db_prepare(c->db,
+	    (err = p11e_db_prepare_cached(c->db,
 		 "INSERT INTO certificates (serial, user, issue_no, der,"
 		 " csr_sha256, spki_sha256, not_before, not_after,"
 		 " issued_from, key_type, created, role) VALUES (?, ?,"
@@ -1476,7 +1476,7 @@ simpleenroll(struct call *c)
 		goto out;
 	/* bound to its first key even when that key is refused below */
 	if (!code.has_spki) {
-		if ((err = p11e_db_prepare(c->db,
+		if ((err = p11e_db_prepare_cached(c->db,
 			 "UPDATE enroll_codes SET spki_sha256 = ?"
 			 " WHERE id = ?",
 			 &st)) != P11E_OK)
@@ -1495,7 +1495,7 @@ simpleenroll(struct call *c)
 		    "generate a new key");
 		goto out;
 	}
-	if ((err = p11e_db_prepare(c->db,
+	if ((err = p11e_db_prepare_cached(c->db,
 		 "UPDATE windows SET state = 'used', used_at = ?"
 		 " WHERE id = ?",
 		 &st)) != P11E_OK)
@@ -1503,7 +1503,7 @@ simpleenroll(struct call *c)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->now);
 	sqlite3_bind_int64(st, 2, w_id);
 	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
-	    (err = p11e_db_prepare(c->db,
+	    (err = p11e_db_prepare_cached(c->db,
 		 "UPDATE enroll_codes SET used = ? WHERE id = ?", &st)) !=
 		P11E_OK)
 		goto out;
@@ -1579,7 +1579,7 @@ cert_by_serial(struct p11e_db *db, const char *serial, int64_t *user,
 	enum p11e_err err;
 	int rc;
 
-	if ((err = p11e_db_prepare(db,
+	if ((err = p11e_db_prepare_cached(db,
 		 "SELECT user, status, not_after, der, role FROM certificates"
 		 " WHERE serial = ?",
 		 &st)) != P11E_OK)
@@ -1602,7 +1602,7 @@ cert_by_serial(struct p11e_db *db, const char *serial, int64_t *user,
 		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
 					: p11e_db_error(db, rc, "certificate");
 	}
-	sqlite3_finalize(st);
+	p11e_db_finish(db, st);
 	return err;
 }
 

@@ -220,6 +220,10 @@ worker(void *arg)
 		}
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+#if LIBCURL_VERSION_NUM >= 0x075700
+		/* the CA file parsed once per client, not per connection */
+		curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 3600L);
+#endif
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, j->body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)j->body_len);

@@ -32,7 +32,8 @@
  * pending session id live only in this process's memory, in struct
  * p11e_secret (locked, wiped), never on disk; they are forgotten at
  * logout, on an answer saying they ended, and once the server's idle
- * timeout has passed since the last call.  One admin session per agent.
+ * timeout has passed since the last call (a deadline of the agent's
+ * scheduler, p11e_agent_admin_tick()).  One admin session per agent.
  */
 
 #define ADMIN_PARAMS                          \
@@ -72,6 +73,13 @@ expire(time_t now)
 		    (unsigned long long)adm.idle);
 		forget();
 	}
+}
+
+time_t
+p11e_agent_admin_tick(time_t now)
+{
+	expire(now);
+	return adm.token != NULL ? adm.last_used + (time_t)adm.idle + 1 : 0;
 }
 
 /* ---- the connection: token, key, certificate, service ---- */

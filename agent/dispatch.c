@@ -112,12 +112,12 @@ static const struct {
 	{ "ListCredentials", p11e_method_list_credentials, false },
 	{ "Renew", p11e_method_renew, true },
 	{ "AdminLogin", p11e_method_admin_login, false },
-	{ "AdminGrid", p11e_method_admin_grid, false },
+	{ "AdminGrid", p11e_method_admin_grid, true },
 	{ "AdminStatus", p11e_method_admin_status, false },
-	{ "AdminUsers", p11e_method_admin_users, false },
-	{ "AdminCertificate", p11e_method_admin_certificate, false },
-	{ "AdminUnlock", p11e_method_admin_unlock, false },
-	{ "AdminAudit", p11e_method_admin_audit, false },
+	{ "AdminUsers", p11e_method_admin_users, true },
+	{ "AdminCertificate", p11e_method_admin_certificate, true },
+	{ "AdminUnlock", p11e_method_admin_unlock, true },
+	{ "AdminAudit", p11e_method_admin_audit, true },
 	{ "AdminLogout", p11e_method_admin_logout, false },
 };
 

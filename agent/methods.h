@@ -77,6 +77,13 @@ enum p11e_err p11e_method_admin_audit(
 enum p11e_err p11e_method_admin_logout(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
+/*
+ * Forgets an admin session idle for longer than the server keeps it;
+ * returns when to look again (0: no admin session).  Called by
+ * p11e_agent_schedule().
+ */
+time_t p11e_agent_admin_tick(time_t now);
+
 struct p11e_conf;
 struct p11e_cred;
 

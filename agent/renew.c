@@ -921,10 +921,11 @@ p11e_agent_schedule(struct p11e_agent *agent)
 {
 	struct scan s;
 	size_t i;
+	time_t t;
 	int pass;
 
 	if (agent->state_dir[0] != '/')
-		return 0;
+		return p11e_agent_admin_tick(time(NULL));
 	for (pass = 0;; pass++) {
 		memset(&s, 0, sizeof(s));
 		s.now = time(NULL);
@@ -943,6 +944,10 @@ p11e_agent_schedule(struct p11e_agent *agent)
 			free(s.due[i]);
 		}
 	}
+	/* the end of an idle admin session is a deadline too */
+	if ((t = p11e_agent_admin_tick(time(NULL))) != 0 &&
+	    (s.next == 0 || t < s.next))
+		s.next = t;
 	if (s.next != 0)
 		p11e_debug(P11E_DEBUG_AGENT, "next deadline in %lld s",
 		    (long long)(s.next - time(NULL)));

@@ -20,7 +20,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 28
+tap_plan 32
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -38,11 +38,15 @@ rs_user A0001 --admin
 rs_start || tap_bail "the server did not start: $(cat "$T/serve.log")"
 SPIN=$(openssl x509 -in "$D/tls.crt" -pubkey -noout |
     openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)
-cat >"$P11ENROLL_CONF" <<EOF
+svc_conf()
+{
+	cat >"$P11ENROLL_CONF" <<EOF
 [service ra]
 url = $URL
 server-pin = sha256//$SPIN
 EOF
+}
+svc_conf
 
 # the user's certificate (openssl key), to be revoked by the reissue
 rs_session S0001
@@ -88,6 +92,8 @@ login()
 	    --token "$TOK" <"$T/in" >"$T/login.out" 2>"$T/login.err" &
 	l_pid=$!
 	exec 3>"$T/in"
+	# a login that ends early must not take the test down with SIGPIPE
+	trap '' PIPE
 	printf '%s\n%s\n' "$TPIN" "$PIN" >&3
 	i=0
 	while [ -z "$(sq "SELECT grid_challenge FROM contracts WHERE contract_id = '$C'")" ] &&
@@ -173,6 +179,13 @@ tap_check "... the old certificate revoked, the invitation printed" sh -c \
 tap_check "... on the server: revoked, a lost window open" sh -c \
     "[ \"\$(sqlite3 '$D/ra.db' \"SELECT status FROM certificates WHERE serial = '$serial1'\")\" = revoked ] && [ \"\$(sqlite3 '$D/ra.db' \"SELECT reason FROM windows w JOIN users u ON u.id = w.user WHERE u.user_id = 'S0001' AND w.state = 'open'\")\" = lost ]"
 
+# ---- the user enrolls again within the window ----
+rs_session S0001 "$(rs_otp S0001 30)"
+rs_csr S0001b
+rs_enroll "$T/S0001b.csr" -H "Authorization: Bearer $TOKEN"
+tap_check "the user's new certificate within the reissue window: issue 2" sh -c \
+    "[ '$code' = 200 ] && [ \"\$(sqlite3 '$D/ra.db' \"SELECT max(issue_no) FROM certificates c JOIN users u ON u.id = c.user WHERE u.user_id = 'S0001' AND c.status = 'valid'\")\" = 2 ]"
+
 # ---- unlock ----
 sq "UPDATE users SET failures = 5, locked = 1 WHERE user_id = 'S0001'"
 printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin unlock \
@@ -193,5 +206,19 @@ tap_check "... the token ended on the server" \
 printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin users >"$T/u2.out" 2>&1
 tap_check "admin users after logout: refused, 'admin login' suggested" sh -c \
     "! printf '%s\n' '$TPIN' | '$P11ENROLL' --pin-stdin admin users >/dev/null 2>&1 && grep -q 'p11enroll admin login' '$T/u2.out'"
+
+# ---- the agent forgets an idle admin session by itself ----
+rs_stop
+printf '[policy]\nadmin-idle-timeout = 2s\n' >"$D/ra.conf.d/idle.conf"
+rs_start || tap_bail "restart failed"
+svc_conf # the new port (read by a new agent)
+agent_stop
+login 0
+tap_check "login with a 2 s idle timeout" [ "$l_rc" = 0 ]
+sleep 4
+tap_check "the agent forgot the admin token at the idle timeout, unasked" \
+    grep -q "the admin session ended after 2 idle seconds" "$XDG_RUNTIME_DIR/p11enroll/agent.log"
+"$P11ENROLL" admin status >"$T/status.out" 2>&1
+tap_check "admin status: not logged in" grep -q "Not logged in" "$T/status.out"
 rs_stop
 tap_done

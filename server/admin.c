@@ -1120,6 +1120,9 @@ users_list(struct acall *c)
 		err = p11e_db_error(c->db, rc, "users");
 		goto out;
 	}
+	if ((err = audit(c, c->actor, "admin-users", c->actor + 6, "ok",
+		 NULL)) != P11E_OK)
+		goto out;
 	j = json_pack(
 	    "{s:s, s:O}", "contract_id", c->u.contract_id, "users", rows);
 	json_reply(c, j);
@@ -1180,6 +1183,9 @@ audit_list(struct acall *c)
 		err = p11e_db_error(c->db, rc, "audit");
 		goto out;
 	}
+	if ((err = audit(c, c->actor, "admin-audit", c->actor + 6, "ok",
+		 NULL)) != P11E_OK)
+		goto out;
 	j = json_pack(
 	    "{s:s, s:O}", "contract_id", c->u.contract_id, "audit", rows);
 	json_reply(c, j);

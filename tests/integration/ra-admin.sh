@@ -316,6 +316,7 @@ acts = [(r['action'], r['result'], r['target']) for r in b['audit']]
 assert ('admin-certificate', 'ok', '$C/S0001') in acts
 assert ('admin-certificate', 'refused', '$C/S0001') in acts
 assert ('admin-login', 'ok', '$C/A0001') in acts
+assert ('admin-users', 'ok', '$C/A0001') in acts
 assert all(r['target'] is None or r['target'].startswith('$C') or r['actor'].startswith('admin:$C') for r in b['audit'])"
 tap_check "no PIN, session or token in the database or the log" sh -c \
     "! sqlite3 '$D/ra.db' .dump | grep -q -e '$PIN' -e '$CPIN' -e '$S1' -e '$S2' -e '$ATOKEN' && ! grep -q -e '$PIN' -e '$CPIN' -e '$ATOKEN' '$T/serve.log'"

@@ -43,8 +43,10 @@
  * connections are not shared between threads), signs under ca_lock (the
  * CA object is not thread-safe), and takes the rate-limit tables'
  * mutexes for a few instructions.  Every decision that consumes
- * something (an OTP step, a window, a token) is made inside one BEGIN
- * IMMEDIATE transaction, and a reply goes out only after its COMMIT.
+ * something (an OTP step, a window, a token) is made inside one
+ * transaction — a SAVEPOINT in the batch of the writer connection (group
+ * commit, txn_begin below) — and a reply goes out only after the COMMIT
+ * that holds it.
  */
 
 #define MAX_DBS 64

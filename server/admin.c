@@ -1065,7 +1065,7 @@ users_list(struct acall *c)
 	int rc;
 
 	if (strcmp(c->req->method, "GET") != 0) {
-		method_not_allowed(c, "GET");
+		method_not_allowed(c, "GET, POST");
 		return;
 	}
 	if (!admin_token(c, "admin-users"))
@@ -1455,6 +1455,156 @@ out:
 	p11e_secret_free(cpin);
 }
 
+/* ---- POST /api/v1/admin/users: registration (利用者情報登録) ---- */
+
+#define NAME_MAX_LEN 200 /* as p11enroll-ra user add */
+#define PASSWORD_MIN 8
+#define PASSWORD_MAX 1024
+
+static bool
+valid_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > NAME_MAX_LEN || strlen(s) != n)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true; /* jansson checked UTF-8 */
+}
+
+/*
+ * A new user (role user: administrators come from the bank) with the
+ * initial password the administrator sets, and its first acquisition
+ * window; the answer is the invitation.
+ */
+static void
+user_add(struct acall *c)
+{
+	static const char *const keys[] = { "user_id", "name", "password",
+		"confirmation_pin", NULL };
+	struct p11e_secret *cpin = NULL, *pw = NULL;
+	struct p11e_db_user t;
+	sqlite3_stmt *st = NULL;
+	char hash[P11E_HASH_ENCODED_MAX], target[64], closes_s[32];
+	char user_id[31], name[NAME_MAX_LEN + 1];
+	enum p11e_err err = P11E_OK;
+	json_t *j, *inv = NULL;
+	bool ok, locked;
+	int64_t row;
+	time_t closes;
+
+	hash[0] = '\0';
+	if ((j = body_object(c)) == NULL)
+		return;
+	if (!keys_only(j, keys) ||
+	    !json_is_string(json_object_get(j, "user_id")) ||
+	    !p11e_db_valid_user_id(
+		json_string_value(json_object_get(j, "user_id"))) ||
+	    !json_is_string(json_object_get(j, "name")) ||
+	    !valid_name(json_string_value(json_object_get(j, "name")),
+		json_string_length(json_object_get(j, "name"))) ||
+	    (pw = secret_member(j, "password", PASSWORD_MAX)) == NULL ||
+	    p11e_secret_len(pw) < PASSWORD_MIN ||
+	    (cpin = secret_member(j, "confirmation_pin", PIN_MAX)) == NULL) {
+		json_decref(j);
+		bad_request(c,
+		    "expected {\"user_id\": 1-30 letters and digits, "
+		    "\"name\", \"password\": 8 to 1024 bytes, "
+		    "\"confirmation_pin\"}");
+		goto out;
+	}
+	snprintf(user_id, sizeof(user_id), "%s",
+	    json_string_value(json_object_get(j, "user_id")));
+	snprintf(name, sizeof(name), "%s",
+	    json_string_value(json_object_get(j, "name")));
+	json_decref(j);
+	j = NULL;
+	if (!admin_token(c, "admin-user-add"))
+		goto out;
+	snprintf(target, sizeof(target), "%s/%s", c->u.contract_id, user_id);
+	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
+	    (ok && (err = p11e_hash_secret(pw, NULL, hash)) != P11E_OK) ||
+	    (err = begin_fresh(c)) != P11E_OK)
+		goto out;
+	if (locked_refusal(c, "admin-user-add")) {
+		err = p11e_db_commit(c->db);
+		goto out;
+	}
+	if (!ok) {
+		if ((err = count_failure(c, false, "admin-user-add", target,
+			 "user add: confirmation PIN wrong, not done",
+			 &locked)) != P11E_OK)
+			goto out;
+		if (locked)
+			problem(c, 403, "account-locked", "Account locked",
+			    "too many failed attempts; ask the bank to "
+			    "unlock it");
+		else
+			problem(c, 403, "confirmation-pin-mismatch",
+			    "Wrong confirmation PIN", "nothing was done");
+		goto out;
+	}
+	if ((err = reset_failures(c, false)) != P11E_OK)
+		goto out;
+	err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t);
+	if (err == P11E_OK) {
+		p11e_db_rollback(c->db);
+		err = P11E_OK;
+		problem(c, 409, "user-exists", "User exists already",
+		    "choose another user ID");
+		goto out;
+	}
+	if (err != P11E_ERR_NOT_FOUND ||
+	    (err = p11e_db_prepare(c->db,
+		 "INSERT INTO users (contract, user_id, name, role,"
+		 " password_hash, created) VALUES (?, ?, ?, 'user', ?, ?)",
+		 &st)) != P11E_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, c->u.contract);
+	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->now);
+	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK)
+		goto out;
+	row = p11e_db_last_id(c->db);
+	closes = c->now + (time_t)c->a->policy->window;
+	if ((err = p11e_db_prepare(c->db,
+		 "INSERT INTO windows (user, opened, closes, reason,"
+		 " opened_by) VALUES (?, ?, ?, 'initial', ?)",
+		 &st)) != P11E_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, row);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)c->now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)closes);
+	sqlite3_bind_text(st, 4, c->actor, -1, SQLITE_STATIC);
+	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
+	    (err = audit(c, c->actor, "admin-user-add", target, "ok",
+		 "role=user")) != P11E_OK ||
+	    (err = p11e_db_commit(c->db)) != P11E_OK)
+		goto out;
+	iso_time(closes, closes_s, sizeof(closes_s));
+	inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
+	    "p11enroll_invitation", 1, "url", c->a->ra->cfg.url, "server_pin",
+	    c->a->server_pin, "contract_id", c->u.contract_id, "user_id",
+	    user_id, "role", "user", "window_closes", closes_s);
+	j = json_pack("{s:s, s:s, s:o}", "user_id", user_id, "window_closes",
+	    closes_s, "invitation", inv);
+	json_reply(c, j);
+out:
+	if (err != P11E_OK) {
+		if (c->db != NULL)
+			p11e_db_rollback(c->db);
+		unavailable(c);
+	}
+	p11e_wipe(hash, sizeof(hash));
+	json_decref(j);
+	p11e_secret_free(cpin);
+	p11e_secret_free(pw);
+}
+
 /* ---- POST /api/v1/admin/users/{user}/unlock ---- */
 
 /*
@@ -1578,7 +1728,10 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 	} else if (strcmp(rest, "session/grid") == 0) {
 		session_grid(&c);
 	} else if (strcmp(rest, "users") == 0) {
-		users_list(&c);
+		if (strcmp(req->method, "POST") == 0)
+			user_add(&c);
+		else
+			users_list(&c);
 	} else if (strcmp(rest, "audit") == 0) {
 		audit_list(&c);
 	} else if (strncmp(rest, "users/", 6) == 0 &&

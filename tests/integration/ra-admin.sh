@@ -19,7 +19,7 @@ for c in sqlite3 oathtool python3 curl openssl; do
 	    tap_skip_all "$c not installed (Debian packages sqlite3, oathtool, python3, curl, openssl)"
 done
 
-tap_plan 74
+tap_plan 80
 tap_tmpdir T
 rs_init
 # rs_init keeps only the contract ID: a second contract with its secrets
@@ -335,6 +335,29 @@ tap_check "unlock: 200, saying what it cleared" sh -c \
     "[ '$code' = 200 ] && python3 -c \"import json; b = json.load(open('$T/body')); assert b == {'user_id': 'S0002', 'was_locked': True, 'failures': 5, 'grid_failures': 1}, b\""
 tap_check "... counters cleared, audited" sh -c \
     "[ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, grid_failures, locked FROM users WHERE user_id = 'S0002'\")\" = '0|0|0' ] && sqlite3 '$D/ra.db' \"SELECT actor, action, target, result, detail FROM audit WHERE action = 'admin-unlock'\" | grep -q 'admin:$C/A0001|admin-unlock|$C/S0002|ok|failures=5 grid=1 locked=1'"
+
+# ---- user registration ----
+NEWPW='New-Passw0rd-9f3a'
+before=$(rs_dump)
+as_json="{\"user_id\":\"S0003\",\"name\":\"鈴木花子\",\"password\":\"$NEWPW\",\"confirmation_pin\":\"000000000\"}"
+as A0001 POST /api/v1/admin/users
+rs_problem "user registration with a wrong confirmation PIN: 403" 403 confirmation-pin-mismatch
+tap_check "... no user made" [ "$(sq "SELECT count(*) FROM users WHERE user_id = 'S0003'")" = 0 ]
+as_json="{\"user_id\":\"S-3\",\"name\":\"x\",\"password\":\"$NEWPW\",\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users
+rs_problem "a user ID that is not letters and digits: 400 invalid-request" 400 invalid-request
+as_json="{\"user_id\":\"S0003\",\"name\":\"鈴木花子\",\"password\":\"$NEWPW\",\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users
+tap_check "user registration: 200 with the invitation" python3 -c "
+import json
+b = json.load(open('$T/body'))
+i = b['invitation']
+assert b['user_id'] == 'S0003' and i['contract_id'] == '$C' and i['role'] == 'user' and i['window_closes'] == b['window_closes'], b"
+tap_check "... a user (role user, Argon2id hash, never the password) with an initial window" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT u.name, u.role, substr(u.password_hash, 2, 8), w.reason, w.state, w.opened_by FROM users u JOIN windows w ON w.user = u.id WHERE u.user_id = 'S0003'\")\" = '鈴木花子|user|argon2id|initial|open|admin:$C/A0001' ] && ! sqlite3 '$D/ra.db' .dump | grep -q '$NEWPW'"
+as_json="{\"user_id\":\"S0003\",\"name\":\"鈴木花子\",\"password\":\"$NEWPW\",\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users
+rs_problem "the same user ID again: 409 user-exists" 409 user-exists
 
 # ---- logout ----
 as A0001 DELETE /api/v1/admin/session

@@ -294,6 +294,8 @@ admin_problem(
 		    "this certificate is not an administrator's" },
 		{ "unknown-user", P11E_ERR_NOT_FOUND,
 		    "no such user in the contract" },
+		{ "user-exists", P11E_ERR_EXISTS,
+		    "the contract has a user with this ID already" },
 		{ "window-open", P11E_ERR_EXISTS,
 		    "an acquisition window is open already: admin keep closes "
 		    "it" },
@@ -677,6 +679,44 @@ p11e_method_admin_unlock(
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		return err;
 	return user_post(agent, params, true, result, detail);
+}
+
+enum p11e_err
+p11e_method_admin_user_add(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+{
+	static const struct p11e_param allowed[] = {
+		{ "user_id", JSON_STRING, true },
+		{ "name", JSON_STRING, true },
+		{ "password", JSON_STRING, true },
+		{ "confirmation_pin", JSON_STRING, true },
+		ADMIN_PARAMS,
+		{ NULL, 0, false },
+	};
+	struct p11e_http_admin_reply r;
+	json_t *body;
+	struct conn c;
+	enum p11e_err err;
+
+	memset(&r, 0, sizeof(r));
+	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK ||
+	    (err = need_token(detail)) != P11E_OK ||
+	    (err = conn_open(agent, params, &c, detail)) != P11E_OK)
+		return err;
+	body = json_pack("{s:O, s:O, s:O, s:O}", "user_id",
+	    json_object_get(params, "user_id"), "name",
+	    json_object_get(params, "name"), "password",
+	    json_object_get(params, "password"), "confirmation_pin",
+	    json_object_get(params, "confirmation_pin"));
+	err = call(&c, "POST", "/api/v1/admin/users", body, true, &r, detail);
+	json_decref(body);
+	conn_close(&c);
+	if (err != P11E_OK) {
+		json_decref(r.json);
+		return err;
+	}
+	*result = r.json;
+	return P11E_OK;
 }
 
 enum p11e_err

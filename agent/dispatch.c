@@ -116,6 +116,7 @@ static const struct {
 	{ "AdminStatus", p11e_method_admin_status, false },
 	{ "AdminUsers", p11e_method_admin_users, true },
 	{ "AdminCertificate", p11e_method_admin_certificate, true },
+	{ "AdminUserAdd", p11e_method_admin_user_add, true },
 	{ "AdminUnlock", p11e_method_admin_unlock, true },
 	{ "AdminAudit", p11e_method_admin_audit, true },
 	{ "AdminLogout", p11e_method_admin_logout, false },

@@ -70,6 +70,8 @@ enum p11e_err p11e_method_admin_users(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 enum p11e_err p11e_method_admin_certificate(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_user_add(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 enum p11e_err p11e_method_admin_unlock(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 enum p11e_err p11e_method_admin_audit(

@@ -406,6 +406,100 @@ out:
 	return p11e_cli_exit_code(err);
 }
 
+static void
+print_invitation(json_t *inv)
+{
+	printf("Acquisition window open until %s.  Tell the user:\n",
+	    str(inv, "window_closes"));
+	printf("  service URL:             %s\n"
+	       "  server pin:              %s\n"
+	       "  契約者ID (contract ID):  %s\n"
+	       "  利用者ID (user ID):      %s\n"
+	       "  取得可能期間 (until):    %s\n",
+	    str(inv, "url")[0] ? str(inv, "url") : "(ask the bank)",
+	    str(inv, "server_pin"), str(inv, "contract_id"),
+	    str(inv, "user_id"), str(inv, "window_closes"));
+}
+
+static int
+admin_user_add(struct p11e_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct p11e_secret *pw = NULL, *pw2 = NULL;
+	const char *name = NULL, *user;
+	json_t *p = NULL, *res = NULL;
+	enum p11e_err err;
+	bool in;
+	int o;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'n')
+			name = optarg;
+		else
+			goto usage;
+	}
+	if (optind != argc - 1 || name == NULL)
+		goto usage;
+	user = argv[optind];
+	if (!cli->json) {
+		printf("User registration (利用者情報登録): %s (%s) with an "
+		       "initial password and an acquisition window.\n",
+		    user, name);
+		fflush(stdout);
+	}
+	if ((p = json_pack("{s:s, s:s}", "user_id", user, "name", name)) ==
+	    NULL) {
+		err = P11E_ERR_NOMEM;
+		goto out;
+	}
+	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
+		goto out;
+	if (!in) {
+		p11e_error("no admin session: p11enroll admin login");
+		err = P11E_ERR_CREDENTIALS_REQUIRED;
+		goto out;
+	}
+	if ((err = p11e_cli_read_secret("Initial password (利用者暗証番号): ",
+		 cli->pin_stdin, &pw)) != P11E_OK ||
+	    (!cli->pin_stdin &&
+		(err = p11e_cli_read_secret("Repeat it: ", false, &pw2)) !=
+		    P11E_OK))
+		goto out;
+	if (pw2 != NULL && !p11e_secret_equal(pw, pw2)) {
+		p11e_error("the passwords differ");
+		err = P11E_ERR_INVALID_PARAMETER;
+		goto out;
+	}
+	json_object_set_new(p, "password",
+	    json_stringn(p11e_secret_str(pw), p11e_secret_len(pw)));
+	if ((err = add_secret(cli, p, "confirmation_pin",
+		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
+		goto out;
+	err = p11e_cli_call_agent(cli, "AdminUserAdd", p, &res);
+	p = NULL;
+	if (err != P11E_OK)
+		goto out;
+	if (cli->json) {
+		p11e_cli_print_json(res);
+	} else {
+		printf("User %s added.\n", user);
+		print_invitation(json_object_get(res, "invitation"));
+	}
+out:
+	p11e_secret_free(pw);
+	p11e_secret_free(pw2);
+	json_decref(p);
+	json_decref(res);
+	return p11e_cli_exit_code(err);
+usage:
+	p11e_error("usage: p11enroll admin user-add USER --name NAME");
+	return P11E_EXIT_USAGE;
+}
+
 static int
 admin_logout(struct p11e_cli *cli, int argc)
 {
@@ -496,14 +590,18 @@ p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 	if (strcmp(sub, "reissue") == 0 || strcmp(sub, "revoke") == 0 ||
 	    strcmp(sub, "keep") == 0)
 		return admin_action(cli, sub, argc - 1, argv + 1);
+	if (strcmp(sub, "user-add") == 0)
+		return admin_user_add(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "unlock") == 0)
 		return admin_unlock(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "logout") == 0)
 		return admin_logout(cli, argc - 1);
 	if (strcmp(sub, "status") == 0)
 		return admin_status(cli);
-	p11e_error("usage: p11enroll admin "
-		   "enroll|login|users|reissue|revoke|keep|unlock|audit|logout|"
-		   "status ...");
+	p11e_error(
+	    "usage: p11enroll admin "
+	    "enroll|login|users|user-add|reissue|revoke|keep|unlock|audit|"
+	    "logout|"
+	    "status ...");
 	return P11E_EXIT_USAGE;
 }

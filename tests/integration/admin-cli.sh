@@ -20,7 +20,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 32
+tap_plan 33
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -192,6 +192,13 @@ printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin unlock \
     S0001 >"$T/un.out" 2>&1
 tap_check "admin unlock: says what it does, clears the lock" sh -c \
     "grep -q 'Unlock (ロック解除) S0001' '$T/un.out' && grep -q 'S0001 unlocked (it was locked, 5 failures' '$T/un.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, locked FROM users WHERE user_id = 'S0001'\")\" = '0|0' ]"
+
+# ---- user registration ----
+printf '%s\n%s\n%s\n' "$TPIN" 'Initial-Passw0rd-77' "$CPIN" |
+    "$P11ENROLL" --pin-stdin admin user-add S0005 --name "佐藤一郎" \
+    >"$T/ua.out" 2>&1
+tap_check "admin user-add: the user and its invitation" sh -c \
+    "grep -q 'User S0005 added' '$T/ua.out' && grep -q '利用者ID (user ID):      S0005' '$T/ua.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT name, role FROM users WHERE user_id = 'S0005'\")\" = '佐藤一郎|user' ]"
 
 # ---- audit, logout ----
 printf '%s\n' "$TPIN" | "$P11ENROLL" --pin-stdin admin audit >"$T/a.out" 2>&1

@@ -98,3 +98,7 @@ row=$(sqlite3 "$D/ra.db" "SELECT hex(der) || ' ' || lower(hex(spki_sha256)) FROM
 got=$(printf '%s' "${row% *}" | xxd -r -p | openssl x509 -inform DER -pubkey -noout |
     openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
 echo "# spki_sha256 of a random certificate: $([ "$got" = "${row#* }" ] && echo matches || echo MISMATCH)"
+# the extensions of a random certificate, for comparison across changes
+sqlite3 "$D/ra.db" "SELECT hex(der) FROM certificates ORDER BY random() LIMIT 1" |
+    xxd -r -p | openssl x509 -inform DER -noout -ext basicConstraints,keyUsage,extendedKeyUsage,authorityKeyIdentifier,subjectKeyIdentifier 2>/dev/null |
+    sed 's/^/# /' | tr -s ' '

@@ -35,6 +35,12 @@ struct p11e_ca {
 	 * signature implementation again.  NULL: X509_sign each time.
 	 */
 	EVP_MD_CTX *sign_tmpl;
+	/*
+	 * The extensions that are the same in every certificate, made once
+	 * from their configuration strings: basicConstraints, keyUsage,
+	 * extKeyUsage, authorityKeyIdentifier (NULL: made per issuance).
+	 */
+	X509_EXTENSION *ext_bc, *ext_ku, *ext_eku, *ext_aki;
 };
 
 void
@@ -474,6 +480,42 @@ add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 	return ok == 1 ? P11E_OK : P11E_ERR_CRYPTO;
 }
 
+#define EXT_BC "critical,CA:FALSE"
+#define EXT_KU "critical,digitalSignature"
+#define EXT_EKU "clientAuth"
+#define EXT_AKI "keyid:always"
+
+/* A copy of the made-once extension tmpl into x, or one made now. */
+static enum p11e_err
+ext_put(
+    X509 *x, X509V3_CTX *ctx, X509_EXTENSION *tmpl, int nid, const char *value)
+{
+	if (tmpl == NULL)
+		return add_ext(x, ctx, nid, value);
+	return X509_add_ext(x, tmpl, -1) == 1 ? P11E_OK : P11E_ERR_CRYPTO;
+}
+
+/* The extensions of every certificate, made once (best effort). */
+static void
+ext_templates(struct p11e_ca *ca)
+{
+	X509V3_CTX ctx;
+	X509 *dummy = X509_new();
+
+	if (dummy == NULL)
+		return;
+	X509V3_set_ctx(&ctx, ca->cert, dummy, NULL, NULL, 0);
+	ca->ext_bc =
+	    X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, EXT_BC);
+	ca->ext_ku = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, EXT_KU);
+	ca->ext_eku =
+	    X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage, EXT_EKU);
+	ca->ext_aki = X509V3_EXT_conf_nid(
+	    NULL, &ctx, NID_authority_key_identifier, EXT_AKI);
+	X509_free(dummy);
+	ERR_clear_error();
+}
+
 enum p11e_err
 p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
     const struct p11e_ca_profile *profile, time_t now,
@@ -520,16 +562,16 @@ p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 	    !set_pubkey(x, req))
 		goto out;
 	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
-	if ((err = add_ext(x, &ctx, NID_basic_constraints,
-		 "critical,CA:FALSE")) != P11E_OK ||
-	    (err = add_ext(x, &ctx, NID_key_usage,
-		 "critical,digitalSignature")) != P11E_OK ||
-	    (err = add_ext(x, &ctx, NID_ext_key_usage, "clientAuth")) !=
+	if ((err = ext_put(x, &ctx, ca->ext_bc, NID_basic_constraints,
+		 EXT_BC)) != P11E_OK ||
+	    (err = ext_put(x, &ctx, ca->ext_ku, NID_key_usage, EXT_KU)) !=
+		P11E_OK ||
+	    (err = ext_put(x, &ctx, ca->ext_eku, NID_ext_key_usage, EXT_EKU)) !=
 		P11E_OK ||
 	    (err = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) !=
 		P11E_OK ||
-	    (err = add_ext(x, &ctx, NID_authority_key_identifier,
-		 "keyid:always")) != P11E_OK)
+	    (err = ext_put(x, &ctx, ca->ext_aki, NID_authority_key_identifier,
+		 EXT_AKI)) != P11E_OK)
 		goto out;
 	err = P11E_ERR_CRYPTO;
 	if (san != NULL &&
@@ -948,6 +990,7 @@ p11e_ca_load(const char *cert_path, const char *key_path, const char *key_uri,
 		ca->sign_tmpl = NULL;
 		ERR_clear_error();
 	}
+	ext_templates(ca);
 	*out = ca;
 	ca = NULL; /* transferred */
 out:
@@ -961,6 +1004,10 @@ p11e_ca_free(struct p11e_ca *ca)
 	if (ca == NULL)
 		return;
 	EVP_MD_CTX_free(ca->sign_tmpl);
+	X509_EXTENSION_free(ca->ext_bc);
+	X509_EXTENSION_free(ca->ext_ku);
+	X509_EXTENSION_free(ca->ext_eku);
+	X509_EXTENSION_free(ca->ext_aki);
 	EVP_PKEY_free(ca->key);
 	p11e_evp_key_free(ca->evp);
 	p11e_token_close(ca->tok);

@@ -451,9 +451,8 @@ static void
 test_malformed_subject(void **state)
 {
 	static const char *const bad[] = {
-		"", "CN=x", "/CN", "/XX=y", "/", "/CN=x/", "/CN=", "/=x",
-		"/CN=x\\", "/CN=x//O=y",
-		"/C=JPN", /* countryName is two letters */
+		"", "CN=x", "/CN", "/XX=y", "/CN=x/", "/CN=", "/=x", "/CN=x\\",
+		"/CN=x//O=y", "/C=JPN", /* countryName is two letters */
 		"/CN=\xff\xfe", /* not UTF-8 */
 		"/CN=x+O=y/NOPE=z", /* the last component is bad */
 	};
@@ -473,6 +472,28 @@ test_malformed_subject(void **state)
 		printf("# \"%s\": %s\n", esc, p11e_p11_detail(p11));
 		assert_true(strlen(p11e_p11_detail(p11)) > 0);
 	}
+	p11e_buf_clear(&out);
+}
+
+/* "/" alone is the empty name (an administrator's first request). */
+static void
+test_empty_subject(void **state)
+{
+	const unsigned char *p;
+	struct p11e_buf out;
+	X509_REQ *req;
+
+	(void)state;
+	p11e_buf_init(&out, 64 * 1024);
+	assert_int_equal(make_csr(&keys[0], keys[0].spki.data, keys[0].spki.len,
+			     "/", NULL, 0, &out),
+	    P11E_OK);
+	p = out.data;
+	req = d2i_X509_REQ(NULL, &p, (long)out.len);
+	assert_non_null(req);
+	assert_int_equal(
+	    X509_NAME_entry_count(X509_REQ_get_subject_name(req)), 0);
+	X509_REQ_free(req);
 	p11e_buf_clear(&out);
 }
 
@@ -607,6 +628,7 @@ main(void)
 		cmocka_unit_test(test_wrong_spki),
 		cmocka_unit_test(test_unknown_id),
 		cmocka_unit_test(test_malformed_subject),
+		cmocka_unit_test(test_empty_subject),
 		cmocka_unit_test(test_login_shared),
 		cmocka_unit_test(test_always_authenticate),
 	};

@@ -209,48 +209,6 @@ audit(struct acall *c, const char *actor, const char *action,
 
 /* ---- the client certificate (every request) ---- */
 
-static X509 *
-verify_chain(struct acall *c, char *detail, size_t dlen)
-{
-	const unsigned char *p;
-	X509_STORE_CTX *ctx = NULL;
-	X509 *x = NULL;
-	int ok = 0;
-
-	if (c->req->n_certs == 0) {
-		snprintf(detail, dlen, "no client certificate was presented");
-		return NULL;
-	}
-	if (!c->req->cert_verified) {
-		snprintf(detail, dlen,
-		    "the client certificate does not verify against the "
-		    "issuing CA (expired, or not issued by it)");
-		return NULL;
-	}
-	p = c->req->cert_der[0];
-	if ((x = d2i_X509(NULL, &p, (long)c->req->cert_len[0])) == NULL ||
-	    p != c->req->cert_der[0] + c->req->cert_len[0] ||
-	    (ctx = X509_STORE_CTX_new()) == NULL ||
-	    X509_STORE_CTX_init(ctx, c->a->store, x, NULL) != 1 ||
-	    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1)
-		goto out;
-	X509_STORE_CTX_set_time(ctx, 0, c->now);
-	ok = X509_verify_cert(ctx) == 1;
-	if (!ok)
-		snprintf(detail, dlen, "client certificate: %s",
-		    X509_verify_cert_error_string(
-			X509_STORE_CTX_get_error(ctx)));
-out:
-	X509_STORE_CTX_free(ctx);
-	if (!ok) {
-		if (detail[0] == '\0')
-			snprintf(detail, dlen, "unreadable client certificate");
-		X509_free(x);
-		return NULL;
-	}
-	return x;
-}
-
 /*
  * Authenticates the administrator by the client certificate into c->u,
  * c->cert_md, c->serial and c->actor.  False when the request was
@@ -271,7 +229,8 @@ admin_cert(struct acall *c)
 	int rc;
 
 	detail[0] = '\0';
-	if ((x = verify_chain(c, detail, sizeof(detail))) == NULL) {
+	if ((x = p11e_ca_client_cert(c->req, c->a->store, c->now, detail,
+		 sizeof(detail))) == NULL) {
 		problem(c, 403, "certificate-required",
 		    "An administrator's client certificate is required",
 		    detail);

@@ -19,6 +19,7 @@
 #include "pkcs11/evp.h"
 #include "pkcs11/p11.h"
 #include "server/ca.h"
+#include "server/http.h"
 
 #define SERIAL_LEN 16
 
@@ -1020,4 +1021,47 @@ X509 *
 p11e_ca_cert(const struct p11e_ca *ca)
 {
 	return ca->cert;
+}
+
+X509 *
+p11e_ca_client_cert(const struct p11e_http_request *req, X509_STORE *store,
+    time_t now, char *detail, size_t dlen)
+{
+	const unsigned char *p;
+	X509_STORE_CTX *ctx = NULL;
+	X509 *x = NULL;
+	int ok = 0;
+
+	if (req->n_certs == 0) {
+		snprintf(detail, dlen, "no client certificate was presented");
+		return NULL;
+	}
+	if (!req->cert_verified) {
+		snprintf(detail, dlen,
+		    "the client certificate does not verify against the "
+		    "issuing CA (expired, or not issued by it)");
+		return NULL;
+	}
+	p = req->cert_der[0];
+	if ((x = d2i_X509(NULL, &p, (long)req->cert_len[0])) == NULL ||
+	    p != req->cert_der[0] + req->cert_len[0] ||
+	    (ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, store, x, NULL) != 1 ||
+	    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1)
+		goto out;
+	X509_STORE_CTX_set_time(ctx, 0, now);
+	ok = X509_verify_cert(ctx) == 1;
+	if (!ok)
+		snprintf(detail, dlen, "client certificate: %s",
+		    X509_verify_cert_error_string(
+			X509_STORE_CTX_get_error(ctx)));
+out:
+	X509_STORE_CTX_free(ctx);
+	if (!ok) {
+		if (detail[0] == '\0')
+			snprintf(detail, dlen, "unreadable client certificate");
+		X509_free(x);
+		return NULL;
+	}
+	return x;
 }

@@ -178,4 +178,16 @@ enum p11e_err p11e_ca_req_spki_sha256(X509_REQ *req, unsigned char out[32]);
 /* Drains the OpenSSL error queue into the log, prefixed with what. */
 void p11e_ca_log_ossl(const char *what);
 
+struct p11e_http_request;
+
+/*
+ * The client certificate of req, checked a second time after GnuTLS
+ * (req->cert_verified must be set): parsed as exactly one DER certificate
+ * and verified with OpenSSL against store (chain, validity at now, client
+ * purpose).  Returns a new X509 (X509_free it) or NULL with the reason in
+ * detail (dlen bytes).  Used for re-enrollment and every admin request.
+ */
+X509 *p11e_ca_client_cert(const struct p11e_http_request *req,
+    X509_STORE *store, time_t now, char *detail, size_t dlen);
+
 #endif /* P11E_CA_H */

@@ -678,6 +678,20 @@ session_insert(struct acall *c, const char *kind, const unsigned char md[32],
 }
 
 /*
+ * The time the grid step of a login may take: its own, so that a short
+ * admin-idle-timeout never cuts the administrator off while reading the
+ * customer card.
+ */
+#define GRID_SECONDS 300
+
+/* How long a session of kind may sit idle. */
+static uint64_t
+session_idle(const struct acall *c, const char *kind)
+{
+	return strcmp(kind, "grid") == 0 ? GRID_SECONDS : c->a->idle;
+}
+
+/*
  * The live session of kind with SHA-256 md, of this administrator and
  * certificate: its rowid, or P11E_ERR_NOT_FOUND (unknown, ended, idle
  * too long, past its end, another certificate's).
@@ -701,7 +715,7 @@ session_find(
 	sqlite3_bind_int64(st, 3, c->u.id);
 	sqlite3_bind_blob(st, 4, c->cert_md, 32, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->now);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->a->idle);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)session_idle(c, kind));
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -828,13 +842,13 @@ session_open(struct acall *c)
 	if ((err = reset_failures(c, false)) != P11E_OK ||
 	    (err = challenge_take(c, cells)) != P11E_OK ||
 	    (err = token_new(&sid, md)) != P11E_OK ||
-	    (err = session_insert(
-		 c, "grid", md, c->now + (time_t)c->a->idle)) != P11E_OK ||
+	    (err = session_insert(c, "grid", md, c->now + GRID_SECONDS)) !=
+		P11E_OK ||
 	    (err = audit(c, c->actor, "admin-session", c->actor + 6, "ok",
 		 "grid challenge presented")) != P11E_OK ||
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;
-	iso_time(c->now + (time_t)c->a->idle, exp_s, sizeof(exp_s));
+	iso_time(c->now + GRID_SECONDS, exp_s, sizeof(exp_s));
 	j = json_pack("{s:s%, s:[s,s], s:s}", "session", p11e_secret_str(sid),
 	    p11e_secret_len(sid), "challenge",
 	    p11e_card_label((size_t)cells[0]),

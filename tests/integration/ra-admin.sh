@@ -101,6 +101,7 @@ login()
 	l_s=$(jget session)
 	l_a=$(card "$2" "$(jget challenge 0)")
 	l_b=$(card "$2" "$(jget challenge 1)")
+	[ -n "$LOGIN_PAUSE" ] && sleep "$LOGIN_PAUSE"
 	as_json="{\"session\":\"$l_s\",\"answers\":[\"$l_a\",\"$l_b\"]}"
 	as "$1" POST /api/v1/admin/session/grid
 	[ "$code" = 200 ] || return 1
@@ -425,8 +426,9 @@ ATOKEN=$ATOKEN_A
 rs_stop
 printf '[policy]\nadmin-idle-timeout = 2s\n' >"$D/ra.conf.d/idle.conf"
 rs_start || tap_bail "restart failed"
-login A0001 contract
-tap_check "login with a 2 s idle timeout" [ -n "$ATOKEN" ]
+LOGIN_PAUSE=3 login A0001 contract
+tap_check "login with a 2 s idle timeout, the card answered after 3 s (the grid step has its own 5 minutes)" \
+    [ -n "$ATOKEN" ]
 as A0001 GET /api/v1/admin/users
 tap_check "used at once: 200" [ "$code" = 200 ]
 sleep 4

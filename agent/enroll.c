@@ -431,7 +431,7 @@ p11e_agent_cred_json(const struct p11e_cred *c)
 	if (j != NULL && c->wait != P11E_WAIT_NONE)
 		json_object_set_new(
 		    j, "step", json_string(p11e_cred_state_name(c->state)));
-	if (j != NULL && (next = p11e_cred_due(c, time(NULL))) != 0)
+	if (j != NULL && (next = p11e_cred_due(c, p11e_http_now())) != 0)
 		json_object_set_new(j, "next_action", json_integer(next));
 	if (j != NULL && c->renew_before >= 0)
 		json_object_set_new(
@@ -674,8 +674,8 @@ accept_issued(struct p11e_agent *agent, struct p11e_cred *c,
 	int len, i;
 
 	if ((err = p11e_est_check_issued(issued, cacerts, c->spki.data,
-		 c->spki.len, time(NULL), &leaf, detail, P11E_DETAIL_MAX)) !=
-	    P11E_OK) {
+		 c->spki.len, p11e_http_now(), &leaf, detail,
+		 P11E_DETAIL_MAX)) != P11E_OK) {
 		p11e_error(
 		    "%s: refusing the issued certificate: %s", c->name, detail);
 		return err;

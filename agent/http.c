@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,18 @@ struct response {
 	struct p11e_buf body;
 	char ctype[128];
 	char retry_after[128];
+	time_t date; /* the Date header, 0 without one */
 	bool too_large;
 };
+
+/*
+ * The server's clock against ours (doc/p11enrolld.8 "Clock"), for the
+ * whole process: the last Date header seen and how far it was from the
+ * local time, used only beyond skew_limit.
+ */
+static uint64_t skew_limit = P11E_HTTP_SKEW_LIMIT;
+static long long skew; /* server - local, seconds; 0 within the limit */
+static long long skew_warned; /* the skew last logged */
 
 static bool curl_ready;
 
@@ -185,9 +196,21 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *data)
 static size_t
 header_cb(char *ptr, size_t size, size_t nmemb, void *data)
 {
-	static const char ra[] = "retry-after:";
+	static const char ra[] = "retry-after:", dh[] = "date:";
 	struct response *r = data;
 	size_t n = size * nmemb, len;
+	char date[128];
+
+	if (n > sizeof(dh) - 1 && n - (sizeof(dh) - 1) < sizeof(date) &&
+	    strncasecmp(ptr, dh, sizeof(dh) - 1) == 0) {
+		len = n - (sizeof(dh) - 1);
+		memcpy(date, ptr + sizeof(dh) - 1, len);
+		date[len] = '\0';
+		date[strcspn(date, "\r\n")] = '\0';
+		/* an HTTP-date; -1 for anything else */
+		if ((r->date = curl_getdate(date, NULL)) < 0)
+			r->date = 0;
+	}
 
 	if (n > sizeof(ra) - 1 && strncasecmp(ptr, ra, sizeof(ra) - 1) == 0) {
 		len = n - (sizeof(ra) - 1);
@@ -201,6 +224,59 @@ header_cb(char *ptr, size_t size, size_t nmemb, void *data)
 		}
 	}
 	return n;
+}
+
+void
+p11e_http_set_skew_limit(uint64_t limit)
+{
+	skew_limit = limit;
+}
+
+long long
+p11e_http_skew(void)
+{
+	return skew;
+}
+
+time_t
+p11e_http_now(void)
+{
+	return time(NULL) + (time_t)skew;
+}
+
+/*
+ * One server's Date against the local clock.  A Date has a resolution of
+ * one second and the answer took a moment: only a difference beyond the
+ * limit counts, and it is logged when it first appears or moves by more
+ * than the limit again (not at every request).
+ */
+static void
+note_date(time_t date)
+{
+	long long d = (long long)date - (long long)time(NULL);
+	long long lim = skew_limit > (uint64_t)LLONG_MAX
+	    ? LLONG_MAX
+	    : (long long)skew_limit;
+
+	if (d <= lim && d >= -lim) {
+		if (skew != 0)
+			p11e_info("the local clock agrees with the server's "
+				  "again (within %lld s)",
+			    lim);
+		skew = 0;
+		skew_warned = 0;
+		return;
+	}
+	skew = d;
+	if (skew_warned == 0 || d - skew_warned > lim ||
+	    skew_warned - d > lim) {
+		p11e_error("warning: the local clock is off by %lld s (%s the "
+			   "server's Date): renewal is scheduled by the "
+			   "server's time; set the clock right (NTP, "
+			   "timedatectl)",
+		    -d, d > 0 ? "behind" : "ahead of");
+		skew_warned = d;
+	}
 }
 
 /* The one place a CURLcode becomes an error value. */
@@ -347,6 +423,8 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->date > 0)
+		note_date(r->date);
 	if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
 	    ct != NULL)
 		snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
@@ -517,8 +595,9 @@ p11e_http_session(struct p11e_http *h, const char *contract_id,
 	if (r.status != 200 && r.status != 201) {
 		err = problem(&r, detail, dlen);
 		if (err == P11E_ERR_SERVER_BUSY &&
-		    p11e_est_retry_after(r.retry_after, time(NULL),
-			P11E_HTTP_RETRY_MAX, &s->retry_after) != P11E_OK)
+		    p11e_est_retry_after(r.retry_after,
+			r.date > 0 ? r.date : time(NULL), P11E_HTTP_RETRY_MAX,
+			&s->retry_after) != P11E_OK)
 			s->retry_after = 0;
 		goto out;
 	}
@@ -580,8 +659,9 @@ p11e_http_enroll(struct p11e_http *h, bool reenroll,
 	    P11E_OK)
 		goto out;
 	if (r.status == 202) {
-		if (p11e_est_retry_after(r.retry_after, time(NULL),
-			P11E_HTTP_RETRY_MAX, retry_after) != P11E_OK)
+		if (p11e_est_retry_after(r.retry_after,
+			r.date > 0 ? r.date : time(NULL), P11E_HTTP_RETRY_MAX,
+			retry_after) != P11E_OK)
 			*retry_after = 60;
 		snprintf(detail, dlen,
 		    "the server will answer later (retry in %llu s)",

@@ -39,6 +39,26 @@ struct p11e_http_service {
 	const char *proxy; /* curl proxy string or NULL for none */
 };
 
+/* Default of [agent] clock-skew-limit (seconds). */
+#define P11E_HTTP_SKEW_LIMIT 300
+
+/*
+ * The server's clock (doc/p11enrolld.8 "Clock"): the Date header of
+ * every answer is compared with the local clock.  Beyond limit seconds
+ * (default P11E_HTTP_SKEW_LIMIT) a warning is logged saying by how much
+ * the local clock is off, and p11e_http_now() is the local time
+ * corrected by the difference, so that certificate times (the server's)
+ * are compared with the server's time.  The correction is process-wide
+ * and lasts until an answer within the limit.
+ */
+void p11e_http_set_skew_limit(uint64_t limit);
+
+/* The server's time as far as known: time(NULL) plus the skew. */
+time_t p11e_http_now(void);
+
+/* The skew in use (server - local, seconds); 0 within the limit. */
+long long p11e_http_skew(void);
+
 /* A client for one service.  Opaque. */
 struct p11e_http;
 

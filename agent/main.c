@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/http.h"
 #include "agent/methods.h"
 #include "common/conf.h"
 #include "common/ipc.h"
@@ -139,6 +140,8 @@ main(int argc, char **argv)
 	p11e_log_set_level(verbose >= 2 ? P11E_LOG_DEBUG
 		: verbose		? P11E_LOG_VERBOSE
 					: level_from_conf(agent.conf));
+	p11e_http_set_skew_limit(p11e_conf_get_u64(
+	    agent.conf, "agent", "clock-skew-limit", P11E_HTTP_SKEW_LIMIT));
 
 	state = p11e_conf_get_str(agent.conf, "agent", "state-dir");
 	if (state != NULL)

@@ -362,6 +362,8 @@ check_window(struct run *r, time_t now)
 	err = p11e_http_policy(r->h, &pol, r->detail, P11E_DETAIL_MAX);
 	if (err != P11E_OK)
 		return err;
+	/* the answer's Date may have told us our clock is off */
+	now = p11e_http_now();
 	c->renew_before = (long long)pol.renew_before;
 	if (r->force || now >= c->not_after - (time_t)c->renew_before)
 		return P11E_OK;
@@ -508,12 +510,12 @@ step_submit(struct run *r)
 	err = p11e_http_enroll(r->h, true, NULL, c->csr.data, c->csr.len,
 	    &issued, &wait, r->detail, P11E_DETAIL_MAX);
 	if (err == P11E_ERR_SERVER_BUSY && wait > 0)
-		c->next_action = time(NULL) + (time_t)wait;
+		c->next_action = p11e_http_now() + (time_t)wait;
 	if (err != P11E_OK)
 		goto out;
 	p11e_crashpoint("renew-after-submit");
 	if ((err = p11e_est_check_issued(issued, cacerts, c->new_spki.data,
-		 c->new_spki.len, time(NULL), &leaf, r->detail,
+		 c->new_spki.len, p11e_http_now(), &leaf, r->detail,
 		 P11E_DETAIL_MAX)) != P11E_OK) {
 		p11e_error("%s: refusing the renewed certificate: %s", c->name,
 		    r->detail);
@@ -592,7 +594,7 @@ step_install(struct run *r, time_t grace)
 	free(c->new_cert.data);
 	memset(&c->new_spki, 0, sizeof(c->new_spki));
 	memset(&c->new_cert, 0, sizeof(c->new_cert));
-	c->old_remove_at = time(NULL) + grace;
+	c->old_remove_at = p11e_http_now() + grace;
 	if (c->old_remove_at == 0)
 		c->old_remove_at = 1;
 	c->state = P11E_CRED_INSTALLED;
@@ -705,7 +707,7 @@ renew_run(struct run *r)
 {
 	struct p11e_cred *c = r->c;
 	struct p11e_http_service hs;
-	time_t now = time(NULL), grace;
+	time_t now = p11e_http_now(), grace;
 	const char *mode;
 	enum p11e_err err = P11E_OK;
 	char when[40];
@@ -928,7 +930,8 @@ p11e_agent_schedule(struct p11e_agent *agent)
 		return p11e_agent_admin_tick(time(NULL));
 	for (pass = 0;; pass++) {
 		memset(&s, 0, sizeof(s));
-		s.now = time(NULL);
+		/* certificate times are the server's: so is now */
+		s.now = p11e_http_now();
 		(void)p11e_journal_list(agent->state_dir, scan_cb, &s);
 		if (s.ndue == 0 && !s.more)
 			break;
@@ -944,6 +947,9 @@ p11e_agent_schedule(struct p11e_agent *agent)
 			free(s.due[i]);
 		}
 	}
+	/* the timer runs on the local clock */
+	if (s.next != 0)
+		s.next -= (time_t)p11e_http_skew();
 	/* the end of an idle admin session is a deadline too */
 	if ((t = p11e_agent_admin_tick(time(NULL))) != 0 &&
 	    (s.next == 0 || t < s.next))

@@ -16,6 +16,9 @@ const struct p11e_conf_key p11e_agent_schema[] = {
 	    "directory for the agent's journal and state" },
 	{ "agent", "log-level", P11E_CONF_ENUM, 0, 0,
 	    "error|info|verbose|debug", "how much the agent logs" },
+	{ "agent", "clock-skew-limit", P11E_CONF_DURATION, 1, 86400, NULL,
+	    "a server Date further off than this corrects the schedule "
+	    "(default 5m)" },
 	{ "cli", "autostart", P11E_CONF_BOOL, 0, 0, NULL,
 	    "start the agent when it is not running (default yes)" },
 	{ "service *", "url", P11E_CONF_URL, 0, 0, NULL,

@@ -17,6 +17,7 @@
 . "$top_srcdir/tests/lib/agent.sh"
 . "$top_srcdir/tests/lib/ra.sh"
 . "$top_srcdir/tests/lib/enroll.sh"
+. "$top_srcdir/tests/lib/cred.sh"
 
 for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
@@ -55,10 +56,7 @@ ra_policy()
 
 field()
 {
-	"$P11ENROLL" --no-autostart --json list 2>/dev/null | python3 -c '
-import json, sys
-c = [x for x in json.load(sys.stdin)["credentials"] if x["credential"] == sys.argv[1]][0]
-print(c.get(sys.argv[2], ""))' "$1" "$2"
+	cred_field "$@"
 }
 
 en_ra_start || { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }

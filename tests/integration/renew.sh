@@ -25,6 +25,7 @@
 . "$top_srcdir/tests/lib/agent.sh"
 . "$top_srcdir/tests/lib/ra.sh"
 . "$top_srcdir/tests/lib/enroll.sh"
+. "$top_srcdir/tests/lib/cred.sh"
 
 for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
@@ -63,37 +64,21 @@ ra_policy()
 	done
 }
 
-# field CRED KEY: a member of the credential in `p11enroll --json list`
-field()
-{
-	"$P11ENROLL" --json list 2>/dev/null | python3 -c '
-import json, sys
-c = [x for x in json.load(sys.stdin)["credentials"] if x["credential"] == sys.argv[1]][0]
-v = c
-for k in sys.argv[2].split("."):
-    v = v.get(k, "") if isinstance(v, dict) else ""
-print(v)' "$1" "$2"
-}
-
-# wait_field CRED KEY VALUE SECONDS: until the member has that value
-wait_field()
-{
-	wf_end=$(($(date +%s) + $4))
-	while [ "$(field "$1" "$2")" != "$3" ]; do
-		[ "$(date +%s)" -lt $wf_end ] || return 1
-		sleep 0.5
-	done
-}
-
 # renew_user USER SERVICE: enroll USER on the service, prints the credential
 enroll_user()
 {
 	en_user "$1" || return 1
-	printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(en_otp "$1")" |
-	    "$P11ENROLL" enroll --service "$2" --token "$TOK" \
-	    --contract-id "$C" --user-id "$1" --secrets-stdin >"$T/$1.out" \
-	    2>&1 || { cat "$T/$1.out" >&2; return 1; }
-	sed -n 's/^enrolled: //p' "$T/$1.out"
+	cred_enroll "$1" "$2" "$TOK"
+}
+
+field()
+{
+	cred_field "$@"
+}
+
+wait_field()
+{
+	cred_wait "$@"
 }
 
 # the services: "ra" renews unattended (the PIN file), "ra2" cannot

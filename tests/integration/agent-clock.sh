@@ -1,0 +1,102 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# The server's clock (issue 7): p11enrolld runs under faketime with its
+# clock an hour behind the RA's.  The RA's Date header tells it: the
+# agent logs by how much the local clock is off, enrolls (the new
+# certificate's notBefore is in its local future) and renews at the
+# opening of the server's window ([policy] validity = 90 s, renew-before
+# = 30 s, backdate = 50 s: 10 s after issuance), not an hour later as
+# its own clock would say.  A second agent with clock-skew-limit = 2h
+# takes its clock as right: no warning, and the renewal not yet due.
+
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/softhsm.sh"
+. "$top_srcdir/tests/lib/agent.sh"
+. "$top_srcdir/tests/lib/ra.sh"
+. "$top_srcdir/tests/lib/enroll.sh"
+. "$top_srcdir/tests/lib/cred.sh"
+
+for c in softhsm2-util oathtool python3 sqlite3 openssl curl faketime; do
+	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
+done
+"$RA" --help 2>/dev/null | grep -q '^  serve' ||
+    tap_skip_all "p11enroll-ra serve not built"
+faketime -f -1h date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
+
+tap_plan 8
+
+tap_tmpdir T
+agent_env "$T"
+PIN='Pin-Clock-7d21a9'
+softhsm_setup p11e-clock "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
+TOK=pkcs11:token=p11e-clock
+en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
+    "[policy]" "validity = 90" "renew-before = 30" "backdate = 50" ||
+    { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
+
+# the agent the CLI starts: an hour behind
+cat >"$T/agentd" <<EOS
+#!/bin/sh
+exec faketime -f -1h "$P11ENROLLD" "\$@"
+EOS
+chmod 0755 "$T/agentd"
+P11ENROLL_AGENT=$T/agentd
+LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
+
+en_user S0001 || tap_bail "user add failed"
+SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
+printf '%s\n' "$PIN" >"$T/pin"
+chmod 0600 "$T/pin"
+cat >"$P11ENROLL_CONF" <<EOF2
+[service ra]
+url = $URL
+server-pin = $SPIN
+token = $TOK?pin-source=file:$T/pin
+grace-period = 5
+EOF2
+
+C1=$(cred_enroll S0001 ra "$TOK")
+tap_check "enrolled through an agent whose clock is an hour behind" \
+    test -n "$C1"
+[ -n "$C1" ] || tap_bail "enrollment failed"
+tap_check "it logged by how much its clock is off" \
+    grep -Eq 'warning: the local clock is off by -(3599|3600|3601) s \(behind the server' "$LOG"
+SER1=$(cred_field "$C1" serial)
+NA1=$(cred_field "$C1" not_after)
+tap_check "the next action is the server's window, not an hour later" \
+    test "$(cred_field "$C1" next_action)" -le "$((NA1 - 30 + 1))"
+
+# the RA's 1-hour certificates from now on: a renewed one stays
+printf '%s\n' "[server]" "rate-limit = 60000" "rate-burst = 1000" \
+    "[policy]" "validity = 3600" "renew-before = 30" "backdate = 50" \
+    >"$D/ra.conf.d/test.conf"
+kill "$RA_PID"
+wait "$RA_PID" 2>/dev/null
+"$RA" -v serve --listen "127.0.0.1:$PORT" 2>>"$T/ra.log" &
+RA_PID=$!
+tap_at_exit "kill $RA_PID"
+
+end=$(($(date +%s) + 60))
+while [ "$(cred_field "$C1" serial)" = "$SER1" ] &&
+    [ "$(date +%s)" -lt $end ]; do
+	sleep 0.5
+done
+SER2=$(cred_field "$C1" serial)
+tap_check "renewed by itself within a minute (not an hour later)" \
+    test -n "$SER2" -a "$SER2" != "$SER1"
+tap_check "and not before the server's window opened (no too-early)" \
+    sh -c "! grep -qi 'too early' '$LOG'"
+tap_check "INSTALLED" test "$(cred_field "$C1" state)" = INSTALLED
+tap_check "the warning was logged once, not per request" \
+    test "$(grep -c 'the local clock is off by' "$LOG")" = 1
+
+# the same hour, but within clock-skew-limit: no correction, no warning
+agent_stop
+: >"$LOG"
+printf '%s\n' "[agent]" "clock-skew-limit = 2h" >>"$P11ENROLL_CONF"
+printf '%s\n' "$PIN" | "$P11ENROLL" --pin-stdin renew --credential "$C1" \
+    >"$T/limit.out" 2>&1
+cat "$T/limit.out" "$LOG" >&2
+tap_check "clock-skew-limit = 2h: the server asked, no warning" sh -c \
+    "grep -q 'too early' '$T/limit.out' && ! grep -q 'clock is off' '$LOG'"
+tap_done

@@ -3,10 +3,12 @@
 # End-to-end user enrollment time (p11enroll enroll: key generation, the
 # server session, CSR, issuance, token write, pair check) against p11enroll-ra
 # serve on 127.0.0.1, a fresh SoftHSM2 token and user per run, next to the
-# floor of its token operations measured alone through the same agent on
-# the same kind of fresh token (token keygen, token csr, token import of a
-# certificate for that key).  Prints Markdown tables: median and 90th
-# percentile of N runs, milliseconds.
+# floor measured in the same run on another fresh token and user:
+# bench/enroll-floor, one process doing only the work an enrollment cannot
+# do without (module load and login, key generation, one signature, the
+# session and simpleenroll over one TLS connection, the certificate
+# object).  Prints Markdown tables: median and 90th percentile of N runs,
+# milliseconds, and the ratio of the two run by run.
 #
 #   bench/enroll.sh [N]        (from a build directory: top_builddir=.)
 #
@@ -60,31 +62,21 @@ while [ $i -lt "$N" ]; do
 	    while IFS='|' read -r step ms; do
 		echo "$ms" >>"$T/s/step-$(echo "$step" | tr ' ' '_')"
 	done
-	# --- the floor: the same token operations alone
+	# --- the floor: one process, the same work without the agent
 	new_token "f-$i"
-	uri=pkcs11:token=f-$i
-	s=$(now_ms)
-	echo "$PIN" | "$P11ENROLL" --json --pin-stdin token keygen "$uri" \
-	    >"$T/k.json" 2>/dev/null
-	e=$(now_ms)
-	echo $((e - s)) >>"$T/s/f-keygen"
-	id=$(sed -n 's/^ *"id": "\([0-9a-f]*\)",*$/\1/p' "$T/k.json")
-	s=$(now_ms)
-	echo "$PIN" | "$P11ENROLL" --pin-stdin token csr "$uri" --id "$id" \
-	    --subject "/O=bench/CN=$u" --out "$T/f.csr" >/dev/null 2>&1
-	e=$(now_ms)
-	echo $((e - s)) >>"$T/s/f-csr"
-	openssl x509 -req -in "$T/f.csr" -CA "$D/ca.crt" -CAkey "$D/ca.key" \
-	    -CAcreateserial -CAserial "$T/ca.srl" -days 2 -out "$T/f.pem" \
-	    >/dev/null 2>&1
-	cat "$T/f.pem" "$D/ca.crt" >"$T/chain.pem"
-	s=$(now_ms)
-	echo "$PIN" | "$P11ENROLL" --pin-stdin token import "$uri" \
-	    "$T/chain.pem" >/dev/null 2>&1
-	e=$(now_ms)
-	echo $((e - s)) >>"$T/s/f-import"
-	echo $(($(tail -n 1 "$T/s/f-keygen") + $(tail -n 1 "$T/s/f-csr") + \
-	    $(tail -n 1 "$T/s/f-import"))) >>"$T/s/f-total"
+	en_user "F$i"
+	printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(en_otp "F$i")" |
+	    "$top_builddir/bench/enroll-floor" --module "$SOFTHSM_MODULE" \
+	    --token "f-$i" --url "$URL" --cacert "$D/server-ca.crt" \
+	    --contract "$C" --user "F$i" >"$T/f.out" ||
+	    { cat "$T/f.out" >&2; exit 1; }
+	set -- $(cat "$T/f.out")
+	while [ $# -ge 2 ]; do
+		echo "$2" >>"$T/s/f-$1"
+		shift 2
+	done
+	awk -v a="$(tail -n 1 "$T/s/total")" -v b="$(tail -n 1 "$T/s/f-total")" \
+	    'BEGIN { printf "%.3f\n", a / b }' >>"$T/s/ratio"
 done
 
 echo "| enrollment (p11enroll enroll) | runs | median ms | p90 ms |"
@@ -94,9 +86,12 @@ for f in "$T"/s/step-*; do
 	stats "step: $(basename "$f" | sed 's/^step-//; s/_/ /g')" "$f"
 done
 echo
-echo "| floor (token operations alone, through the agent) | runs | median ms | p90 ms |"
+echo "| floor (one process: bench/enroll-floor) | runs | median ms | p90 ms |"
 echo "|---|---:|---:|---:|"
-stats "token keygen ec-p256" "$T/s/f-keygen"
-stats "token csr" "$T/s/f-csr"
-stats "token import (leaf + CA)" "$T/s/f-import"
-stats "sum of the three" "$T/s/f-total"
+for step in login keygen csr session issuance write total; do
+	stats "$step" "$T/s/f-$step"
+done
+echo
+sort -n "$T/s/ratio" | awk '{ v[NR] = $1 } END {
+	printf "ratio end to end / floor, run by run: median %.2f, p90 %.2f\n",
+	    v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.999)] }'

@@ -212,61 +212,26 @@ out:
 }
 
 /*
- * Signs data on the token with the private key id and verifies the
+ * Signs data on the token with the private key priv and verifies the
  * signature with pkey.
  */
 static enum p11e_err
 sign_verify(struct p11e_token *tok, CK_OBJECT_HANDLE priv, EVP_PKEY *pkey)
 {
-	static const unsigned char sha256_prefix[] = { 0x30, 0x31, 0x30, 0x0d,
-		0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-		0x01, 0x05, 0x00, 0x04, 0x20 };
-	unsigned char data[32], md[32], in[sizeof(sha256_prefix) + 32];
-	unsigned char sig[1024], *der = NULL;
-	CK_MECHANISM mech = { 0, NULL, 0 };
-	CK_ULONG siglen = sizeof(sig), inlen;
+	unsigned char data[32], md[32];
+	struct p11e_buf sig;
 	EVP_PKEY_CTX *ctx = NULL;
-	ECDSA_SIG *es = NULL;
-	BIGNUM *r = NULL, *s = NULL;
-	enum p11e_err err = P11E_ERR_CRYPTO;
-	int derlen, ok;
-	CK_RV rv;
+	enum p11e_err err;
+	int ok;
 
 	if (getrandom(data, sizeof(data), 0) != (ssize_t)sizeof(data) ||
 	    !EVP_Digest(data, sizeof(data), md, NULL, EVP_sha256(), NULL))
 		return P11E_ERR_SYSTEM;
-	if (EVP_PKEY_base_id(pkey) == EVP_PKEY_EC) {
-		mech.mechanism = CKM_ECDSA;
-		memcpy(in, md, 32);
-		inlen = 32;
-	} else {
-		mech.mechanism = CKM_RSA_PKCS;
-		memcpy(in, sha256_prefix, sizeof(sha256_prefix));
-		memcpy(in + sizeof(sha256_prefix), md, 32);
-		inlen = sizeof(in);
-	}
-	rv = tok->module->C_SignInit(tok->session, &mech, priv);
-	if (rv == CKR_OK)
-		rv = tok->module->C_Sign(tok->session, in, inlen, sig, &siglen);
-	if (rv != CKR_OK)
-		return p11e_ckr_err(tok, "C_Sign", rv);
-	if (EVP_PKEY_base_id(pkey) == EVP_PKEY_EC) {
-		/* PKCS#11 gives r || s; OpenSSL verifies DER */
-		if (siglen % 2 != 0 || (es = ECDSA_SIG_new()) == NULL ||
-		    (r = BN_bin2bn(sig, (int)siglen / 2, NULL)) == NULL ||
-		    (s = BN_bin2bn(sig + siglen / 2, (int)siglen / 2, NULL)) ==
-			NULL ||
-		    !ECDSA_SIG_set0(es, r, s))
-			goto out;
-		r = s = NULL; /* transferred */
-		if ((derlen = i2d_ECDSA_SIG(es, &der)) <= 0)
-			goto out;
-	} else {
-		der = OPENSSL_memdup(sig, siglen);
-		derlen = (int)siglen;
-		if (der == NULL)
-			goto out;
-	}
+	p11e_buf_init(&sig, 1024);
+	if ((err = p11e_tok_sign_digest(tok, priv, EVP_PKEY_base_id(pkey),
+		 NID_sha256, md, sizeof(md), &sig)) != P11E_OK)
+		goto out;
+	err = P11E_ERR_CRYPTO;
 	if ((ctx = EVP_PKEY_CTX_new(pkey, NULL)) == NULL ||
 	    EVP_PKEY_verify_init(ctx) <= 0 ||
 	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0)
@@ -274,17 +239,14 @@ sign_verify(struct p11e_token *tok, CK_OBJECT_HANDLE priv, EVP_PKEY *pkey)
 	if (EVP_PKEY_base_id(pkey) == EVP_PKEY_RSA &&
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
 		goto out;
-	ok = EVP_PKEY_verify(ctx, der, (size_t)derlen, md, sizeof(md));
+	ok = EVP_PKEY_verify(ctx, sig.data, sig.len, md, sizeof(md));
 	err = ok == 1 ? P11E_OK : P11E_ERR_CERT_KEY_MISMATCH;
 	ERR_clear_error();
 out:
 	if (err == P11E_ERR_CRYPTO)
 		p11e_log_openssl("verifying a token signature");
 	EVP_PKEY_CTX_free(ctx);
-	ECDSA_SIG_free(es);
-	BN_free(r);
-	BN_free(s);
-	OPENSSL_free(der);
+	p11e_buf_clear(&sig);
 	return err;
 }
 

@@ -22,7 +22,6 @@
 #include <openssl/x509v3.h>
 
 #include "common/log.h"
-#include "pkcs11/evp.h"
 #include "pkcs11/token-private.h"
 
 /* Longest subject string accepted (the CSR is read by people and CAs). */
@@ -275,12 +274,97 @@ spki_is(X509_REQ *req, const unsigned char *spki, size_t len)
 	return same;
 }
 
+/* The one private key with CKA_ID id on tok (logged in). */
+static enum p11e_err
+private_key(struct p11e_token *tok, const unsigned char *id, size_t idlen,
+    CK_OBJECT_HANDLE *out)
+{
+	CK_OBJECT_HANDLE h[2];
+	enum p11e_err err;
+	CK_ULONG n;
+
+	if ((err = p11e_tok_find(tok, CKO_PRIVATE_KEY, id, idlen, h, 2, &n)) !=
+	    P11E_OK)
+		return err;
+	if (n == 0) {
+		p11e_p11_set_detail(tok->p11,
+		    "No private key with this id is visible on the token%s.",
+		    tok->logged_in ? "" : " (not logged in)");
+		return P11E_ERR_KEY_NOT_FOUND;
+	}
+	if (n > 1) {
+		p11e_p11_set_detail(tok->p11,
+		    "Several private keys on the token share this id.");
+		return P11E_ERR_ID_IN_USE;
+	}
+	*out = h[0];
+	return P11E_OK;
+}
+
+/*
+ * Signs req with the token's private key id: the digest of its
+ * to-be-signed part is made here and signed on the token with C_Sign.
+ */
+static enum p11e_err
+sign_on_token(struct p11e_token *tok, const unsigned char *id, size_t idlen,
+    EVP_PKEY *pub, const EVP_MD *md, X509_REQ *req)
+{
+	unsigned char dgst[EVP_MAX_MD_SIZE], *tbs = NULL;
+	unsigned int dlen = 0;
+	int tlen, sig_nid, key_type = EVP_PKEY_get_base_id(pub);
+	ASN1_BIT_STRING *bits = NULL;
+	X509_ALGOR *alg = NULL;
+	CK_OBJECT_HANDLE priv;
+	struct p11e_buf sig;
+	enum p11e_err err;
+
+	p11e_buf_init(&sig, 1024);
+	if ((err = private_key(tok, id, idlen, &priv)) != P11E_OK)
+		goto out;
+	err = P11E_ERR_CRYPTO;
+	if ((tlen = i2d_re_X509_REQ_tbs(req, &tbs)) <= 0 ||
+	    EVP_Digest(tbs, (size_t)tlen, dgst, &dlen, md, NULL) != 1 ||
+	    OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(md), key_type) !=
+		1) {
+		p11e_log_openssl("preparing the request");
+		goto out;
+	}
+	if ((err = p11e_tok_sign_digest(tok, priv, key_type,
+		 EVP_MD_get_type(md), dgst, dlen, &sig)) != P11E_OK) {
+		p11e_p11_add_detail(
+		    tok->p11, "The token did not sign the request.");
+		goto out;
+	}
+	err = P11E_ERR_CRYPTO;
+	if ((alg = X509_ALGOR_new()) == NULL ||
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid),
+		key_type == EVP_PKEY_RSA ? V_ASN1_NULL : V_ASN1_UNDEF,
+		NULL) != 1 ||
+	    X509_REQ_set1_signature_algo(req, alg) != 1 ||
+	    (bits = ASN1_BIT_STRING_new()) == NULL ||
+	    ASN1_BIT_STRING_set(bits, sig.data, (int)sig.len) != 1) {
+		p11e_log_openssl("setting the request's signature");
+		goto out;
+	}
+	/* every bit used: without the flag, trailing zero bits are cut */
+	bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	X509_REQ_set0_signature(req, bits);
+	bits = NULL;
+	err = P11E_OK;
+out:
+	ASN1_BIT_STRING_free(bits);
+	X509_ALGOR_free(alg);
+	OPENSSL_free(tbs);
+	p11e_buf_clear(&sig);
+	return err;
+}
+
 enum p11e_err
 p11e_token_csr(struct p11e_token *tok, const unsigned char *id, size_t idlen,
     const unsigned char *expect_spki, size_t expect_spki_len,
     const struct p11e_csr_template *tmpl, struct p11e_buf *csr)
 {
-	struct p11e_evp_key *key = NULL;
 	const unsigned char *p = expect_spki;
 	unsigned char *der = NULL;
 	X509_NAME *name = NULL;
@@ -339,15 +423,8 @@ p11e_token_csr(struct p11e_token *tok, const unsigned char *id, size_t idlen,
 		goto out;
 	}
 
-	if ((err = p11e_token_evp_key(tok, id, idlen, &key)) != P11E_OK)
+	if ((err = sign_on_token(tok, id, idlen, pub, md, req)) != P11E_OK)
 		goto out;
-	if (X509_REQ_sign(req, p11e_evp_key_pkey(key), md) <= 0) {
-		p11e_log_openssl("X509_REQ_sign");
-		p11e_p11_set_detail(
-		    tok->p11, "The token did not sign the request.");
-		err = P11E_ERR_CRYPTO;
-		goto out;
-	}
 	/*
 	 * XXX: X509_REQ_verify does not tell a wrong key from an internal
 	 * failure; both count as a mismatch (the queue is logged).
@@ -376,7 +453,6 @@ p11e_token_csr(struct p11e_token *tok, const unsigned char *id, size_t idlen,
 	err = p11e_buf_append(csr, der, (size_t)n);
 out:
 	OPENSSL_free(der);
-	p11e_evp_key_free(key);
 	X509_NAME_free(name);
 	X509_REQ_free(req);
 	EVP_PKEY_free(pub);

@@ -84,6 +84,17 @@ enum p11e_err p11e_tok_spki(struct p11e_token *tok, const unsigned char *id,
 const char *p11e_tok_key_type(struct p11e_token *tok, CK_OBJECT_HANDLE h);
 
 /*
+ * Signs the digest dgst (of md_nid: NID_sha256, NID_sha384, NID_sha512)
+ * with the private key priv through tok's session, on the token (C_Sign:
+ * CKM_ECDSA, or CKM_RSA_PKCS over the DigestInfo); key_type is
+ * EVP_PKEY_EC or EVP_PKEY_RSA.  The signature as X.509 carries it (DER
+ * ECDSA-Sig-Value, or the RSA block) is appended to sig (pkcs11/sign.c).
+ */
+enum p11e_err p11e_tok_sign_digest(struct p11e_token *tok,
+    CK_OBJECT_HANDLE priv, int key_type, int md_nid, const unsigned char *dgst,
+    size_t dlen, struct p11e_buf *sig);
+
+/*
  * Drains OpenSSL's error queue into the log, one line per entry, each
  * prefixed with what (the operation that failed).  The one place where
  * OpenSSL errors are reported (pkcs11/ossl.c).

@@ -25,6 +25,7 @@
 
 struct p11e_ca {
 	X509 *cert;
+	STACK_OF(X509) * chain; /* after cert in its file, up to the root */
 	EVP_PKEY *key;
 	/* a token key: kept open and logged in while the CA is loaded */
 	struct p11e_p11 *p11;
@@ -854,6 +855,10 @@ p11e_ca_from(X509 *cert, EVP_PKEY *key, struct p11e_ca **out)
 	}
 	if ((ca = calloc(1, sizeof(*ca))) == NULL)
 		return P11E_ERR_NOMEM;
+	if ((ca->chain = sk_X509_new_null()) == NULL) {
+		free(ca);
+		return P11E_ERR_NOMEM;
+	}
 	X509_up_ref(cert);
 	EVP_PKEY_up_ref(key);
 	ca->cert = cert;
@@ -946,6 +951,38 @@ load_key_file(struct p11e_ca *ca, const char *path)
 	return P11E_OK;
 }
 
+/*
+ * The rest of the CA's file: each certificate must have issued the one
+ * before it (an intermediate's chain up to the root), or the file is
+ * refused.
+ */
+static enum p11e_err
+read_chain(struct p11e_ca *ca, FILE *f, const char *path)
+{
+	X509 *prev = ca->cert, *x;
+
+	if ((ca->chain = sk_X509_new_null()) == NULL)
+		return P11E_ERR_NOMEM;
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		if (!sk_X509_push(ca->chain, x)) {
+			X509_free(x);
+			return P11E_ERR_NOMEM;
+		}
+		if (X509_check_issued(x, prev) != X509_V_OK) {
+			p11e_error("CA certificate %s: certificate %d did not "
+				   "issue the one before it; the file holds "
+				   "the issuing CA first, then its chain up "
+				   "to the root",
+			    path, sk_X509_num(ca->chain) + 1);
+			return P11E_ERR_PARSE;
+		}
+		prev = x;
+	}
+	/* the end of the file */
+	ERR_clear_error();
+	return P11E_OK;
+}
+
 enum p11e_err
 p11e_ca_load(const char *cert_path, const char *key_path, const char *key_uri,
     struct p11e_ca **out)
@@ -965,10 +1002,10 @@ p11e_ca_load(const char *cert_path, const char *key_path, const char *key_uri,
 		goto out;
 	}
 	ca->cert = PEM_read_X509(f, NULL, NULL, NULL);
+	err = ca->cert == NULL ? P11E_ERR_PARSE : read_chain(ca, f, cert_path);
 	fclose(f);
-	if (ca->cert == NULL) {
+	if (err != P11E_OK) {
 		p11e_ca_log_ossl(cert_path);
-		err = P11E_ERR_PARSE;
 		goto out;
 	}
 	err = key_uri != NULL ? load_token_key(ca, key_uri)
@@ -1014,6 +1051,7 @@ p11e_ca_free(struct p11e_ca *ca)
 	p11e_token_close(ca->tok);
 	p11e_p11_free(ca->p11);
 	X509_free(ca->cert);
+	sk_X509_pop_free(ca->chain, X509_free);
 	free(ca);
 }
 
@@ -1021,6 +1059,11 @@ X509 *
 p11e_ca_cert(const struct p11e_ca *ca)
 {
 	return ca->cert;
+}
+
+STACK_OF(X509) * p11e_ca_chain(const struct p11e_ca *ca)
+{
+	return ca->chain;
 }
 
 X509 *

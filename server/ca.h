@@ -49,7 +49,10 @@ struct p11e_ca;
  * set, from the token it names (a PKCS#11 URI with the key's id=, and
  * pin-source=file:PATH for the PIN; logged in for as long as the CA is
  * loaded).  Checks that the key belongs to the certificate
- * (P11E_ERR_CERT_KEY_MISMATCH).  Free with p11e_ca_free().
+ * (P11E_ERR_CERT_KEY_MISMATCH).  The certificate file may go on with
+ * the chain of an intermediate issuing CA (each certificate issued by
+ * the next, up to the root): p11e_ca_chain() then holds them.  Free
+ * with p11e_ca_free().
  */
 enum p11e_err p11e_ca_load(const char *cert_path, const char *key_path,
     const char *key_uri, struct p11e_ca **out);
@@ -65,6 +68,13 @@ void p11e_ca_free(struct p11e_ca *ca);
 
 /* The CA certificate (borrowed). */
 X509 *p11e_ca_cert(const struct p11e_ca *ca);
+
+/*
+ * The certificates after the CA's in its file: the chain of an
+ * intermediate issuing CA up to its root (borrowed; empty, never NULL,
+ * for a root issuing CA).
+ */
+STACK_OF(X509) * p11e_ca_chain(const struct p11e_ca *ca);
 
 /*
  * What the RA decided a certificate says: the subject (UTF-8 values) and

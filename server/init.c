@@ -37,6 +37,7 @@ struct init {
 	char *created[MAX_CREATED]; /* removed again on failure */
 	size_t n_created;
 	bool rsa;
+	bool intermediate;
 	const char *ca_key_uri;
 	const char *server_ca_cert, *server_ca_key;
 	const char *hostnames[MAX_HOSTNAMES];
@@ -56,7 +57,8 @@ static void
 usage_init(void)
 {
 	fprintf(stderr,
-	    "Usage: p11enroll-ra init DIR [--rsa] [--ca-key-uri URI]\n"
+	    "Usage: p11enroll-ra init DIR [--rsa] [--ca-key-uri URI] "
+	    "[--intermediate]\n"
 	    "         [--server-ca-cert FILE --server-ca-key FILE]\n"
 	    "         [--hostname NAME]... [--listen ADDR:PORT] [--json]\n");
 }
@@ -163,12 +165,13 @@ md_for(EVP_PKEY *key)
 }
 
 /*
- * A certificate for pub: a CA (self-signed when issuer is NULL) or a TLS
- * server leaf with the SAN san ("IP:...,DNS:...").
+ * A certificate for pub: a CA (self-signed when issuer is NULL) that may
+ * have pathlen CAs below it, or (pathlen < 0) a TLS server leaf with the
+ * SAN san ("IP:...,DNS:...").
  */
 static enum p11e_err
 make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *issuer_key,
-    long days, bool ca, const char *san, X509 **out)
+    long days, int pathlen, const char *san, X509 **out)
 {
 	unsigned char serial[16];
 	enum p11e_err err = P11E_ERR_CRYPTO;
@@ -199,9 +202,13 @@ make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *issuer_key,
 		NULL ||
 	    X509_set_pubkey(x, pub) != 1)
 		goto out;
-	if (ca) {
-		if ((err = add_ext(x, issuer, NID_basic_constraints,
-			 "critical,CA:TRUE,pathlen:0")) != P11E_OK ||
+	if (pathlen >= 0) {
+		char bc[64];
+
+		snprintf(
+		    bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
+		if ((err = add_ext(x, issuer, NID_basic_constraints, bc)) !=
+			P11E_OK ||
 		    (err = add_ext(x, issuer, NID_key_usage,
 			 "critical,keyCertSign,cRLSign")) != P11E_OK)
 			goto out;
@@ -458,11 +465,32 @@ fingerprint(X509 *x, char *out, size_t len)
 	return P11E_OK;
 }
 
+/*
+ * The root above an intermediate issuing CA: its certificate into
+ * root-ca.crt, its key into root-ca.key (0600, to be taken offline: the
+ * RA never uses it).
+ */
+static enum p11e_err
+make_root(struct init *in, X509 **root, EVP_PKEY **key)
+{
+	enum p11e_err err;
+
+	if ((*key = in->rsa ? EVP_RSA_gen(3072) : EVP_EC_gen("P-256")) == NULL)
+		return P11E_ERR_CRYPTO;
+	if ((err = make_cert("p11enroll-ra root CA", *key, NULL, *key, 20 * 366,
+		 1, NULL, root)) != P11E_OK ||
+	    (err = write_pem(
+		 in, P11E_RA_ROOT_CA_CERT, 0644, *root, NULL, NULL)) != P11E_OK)
+		return err;
+	return write_pem(in, P11E_RA_ROOT_CA_KEY, 0600, NULL, NULL, *key);
+}
+
 static enum p11e_err
 run_init(struct p11e_ra *ra, struct init *in, const char *dir)
 {
 	EVP_PKEY *ca_key = NULL, *srv_ca_key = NULL, *srv_key = NULL;
-	X509 *ca_cert = NULL, *srv_ca = NULL, *srv_cert = NULL;
+	EVP_PKEY *root_key = NULL;
+	X509 *ca_cert = NULL, *srv_ca = NULL, *srv_cert = NULL, *root = NULL;
 	struct p11e_db *db = NULL;
 	char path[PATH_MAX], san[2048];
 	enum p11e_err err;
@@ -470,16 +498,21 @@ run_init(struct p11e_ra *ra, struct init *in, const char *dir)
 	if ((err = prepare_dir(in, dir)) != P11E_OK)
 		return err;
 	ra->dir = in->dir;
-	/* the issuing CA */
+	/* the issuing CA, self-signed or under a root made here */
 	if (in->ca_key_uri != NULL)
 		err = token_ca_key(in, &ca_key);
 	else if ((ca_key = in->rsa ? EVP_RSA_gen(3072) : EVP_EC_gen("P-256")) ==
 	    NULL)
 		err = P11E_ERR_CRYPTO;
+	if (err == P11E_OK && in->intermediate &&
+	    (err = make_root(in, &root, &root_key)) != P11E_OK)
+		goto out;
 	if (err != P11E_OK ||
-	    (err = make_cert("p11enroll-ra issuing CA", ca_key, NULL, ca_key,
-		 20 * 366, true, NULL, &ca_cert)) != P11E_OK ||
-	    (err = write_pem(in, P11E_RA_CA_CERT, 0644, ca_cert, NULL, NULL)) !=
+	    (err = make_cert("p11enroll-ra issuing CA", ca_key, root,
+		 root != NULL ? root_key : ca_key,
+		 root != NULL ? 10 * 366 : 20 * 366, 0, NULL, &ca_cert)) !=
+		P11E_OK ||
+	    (err = write_pem(in, P11E_RA_CA_CERT, 0644, ca_cert, root, NULL)) !=
 		P11E_OK ||
 	    (in->ca_key_uri == NULL &&
 		(err = write_pem(
@@ -500,7 +533,7 @@ run_init(struct p11e_ra *ra, struct init *in, const char *dir)
 		}
 	} else if ((srv_ca_key = EVP_EC_gen("P-256")) == NULL ||
 	    (err = make_cert("p11enroll-ra server CA", srv_ca_key, NULL,
-		 srv_ca_key, 10 * 366, true, NULL, &srv_ca)) != P11E_OK ||
+		 srv_ca_key, 10 * 366, 0, NULL, &srv_ca)) != P11E_OK ||
 	    (err = write_pem(in, P11E_RA_SERVER_CA_KEY, 0600, NULL, NULL,
 		 srv_ca_key)) != P11E_OK) {
 		if (err == P11E_OK)
@@ -517,7 +550,7 @@ run_init(struct p11e_ra *ra, struct init *in, const char *dir)
 	}
 	if ((err = make_cert(
 		 in->n_hostnames > 0 ? in->hostnames[0] : "localhost", srv_key,
-		 srv_ca, srv_ca_key, 825, false, san, &srv_cert)) != P11E_OK ||
+		 srv_ca, srv_ca_key, 825, -1, san, &srv_cert)) != P11E_OK ||
 	    (err = write_pem(in, P11E_RA_TLS_CERT, 0644, srv_cert, srv_ca,
 		 NULL)) != P11E_OK ||
 	    (err = write_pem(in, P11E_RA_TLS_KEY, 0600, NULL, NULL, srv_key)) !=
@@ -546,6 +579,8 @@ out:
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(srv_ca_key);
 	EVP_PKEY_free(srv_key);
+	EVP_PKEY_free(root_key);
+	X509_free(root);
 	X509_free(ca_cert);
 	X509_free(srv_ca);
 	X509_free(srv_cert);
@@ -575,6 +610,7 @@ p11e_ra_cmd_init(struct p11e_ra *ra, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "rsa", no_argument, NULL, 'r' },
+		{ "intermediate", no_argument, NULL, 'i' },
 		{ "ca-key-uri", required_argument, NULL, 'u' },
 		{ "server-ca-cert", required_argument, NULL, 'c' },
 		{ "server-ca-key", required_argument, NULL, 'k' },
@@ -594,6 +630,9 @@ p11e_ra_cmd_init(struct p11e_ra *ra, int argc, char **argv)
 		switch (c) {
 		case 'r':
 			in.rsa = true;
+			break;
+		case 'i':
+			in.intermediate = true;
 			break;
 		case 'u':
 			in.ca_key_uri = optarg;
@@ -647,6 +686,10 @@ p11e_ra_cmd_init(struct p11e_ra *ra, int argc, char **argv)
 			"ca_fingerprint_sha256", in.ca_fingerprint,
 			"server_pin", in.server_pin, "listen", in.listen);
 
+		if (in.intermediate)
+			json_object_set_new(
+			    j, "root_ca", json_string(P11E_RA_ROOT_CA_CERT));
+
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 		json_decref(j);
@@ -662,6 +705,13 @@ p11e_ra_cmd_init(struct p11e_ra *ra, int argc, char **argv)
 		    in.ca_key_uri != NULL ? in.key_uri : P11E_RA_CA_KEY,
 		    P11E_RA_TLS_CERT, P11E_RA_TLS_KEY, in.server_pin,
 		    P11E_RA_DB, P11E_RA_DATA_KEY, P11E_RA_CONF);
+		if (in.intermediate)
+			printf(
+			    "  root CA:     %s above the issuing CA (%s holds "
+			    "both); its key %s: take it offline, the RA "
+			    "never uses it\n",
+			    P11E_RA_ROOT_CA_CERT, P11E_RA_CA_CERT,
+			    P11E_RA_ROOT_CA_KEY);
 	}
 	for (i = 0; i < in.n_created; i++)
 		free(in.created[i]);

@@ -23,6 +23,8 @@ extern const struct p11e_conf_key p11e_ra_schema[];
 #define P11E_RA_DATA_KEY "data.key"
 #define P11E_RA_CA_CERT "ca.crt"
 #define P11E_RA_CA_KEY "ca.key"
+#define P11E_RA_ROOT_CA_CERT "root-ca.crt"
+#define P11E_RA_ROOT_CA_KEY "root-ca.key"
 #define P11E_RA_TLS_CERT "tls.crt"
 #define P11E_RA_TLS_KEY "tls.key"
 #define P11E_RA_SERVER_CA_CERT "server-ca.crt"

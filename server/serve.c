@@ -95,8 +95,6 @@ struct server {
 	pthread_mutex_t ca_lock;
 	struct p11e_ca *ca;
 	X509_STORE *store;
-	unsigned char *ca_der;
-	size_t ca_der_len;
 	struct p11e_buf cacerts; /* base64 certs-only PKCS#7 */
 	struct p11e_buf csrattrs; /* base64 CsrAttrs */
 	struct ratelimit login_rl, redeliver_rl;
@@ -1934,17 +1932,58 @@ write_port_file(const char *path, unsigned int port)
 	return P11E_OK;
 }
 
+#define CACERTS_MAX 8
+
+/*
+ * The trust store of client certificates (the issuing CA and, for an
+ * intermediate, its chain up to the root) and the EST cacerts answer:
+ * the issuing CA first, then its chain.
+ */
+static enum p11e_err
+cacerts_build(struct server *s)
+{
+	STACK_OF(X509) *chain = p11e_ca_chain(s->ca);
+	unsigned char *ders[CACERTS_MAX] = { NULL };
+	size_t lens[CACERTS_MAX], n = 0, i;
+	enum p11e_err err = P11E_ERR_CRYPTO;
+	struct p11e_buf p7;
+	X509 *x;
+	int len;
+
+	if ((s->store = X509_STORE_new()) == NULL)
+		return P11E_ERR_NOMEM;
+	p11e_buf_init(&p7, 256 * 1024);
+	for (i = 0; i <= (size_t)sk_X509_num(chain); i++) {
+		x = i == 0 ? p11e_ca_cert(s->ca)
+			   : sk_X509_value(chain, (int)i - 1);
+		if (n == CACERTS_MAX) {
+			p11e_error("CA certificate file: more than %d "
+				   "certificates in the chain",
+			    CACERTS_MAX);
+			err = P11E_ERR_TOO_LARGE;
+			goto out;
+		}
+		if ((len = i2d_X509(x, &ders[n])) <= 0 ||
+		    X509_STORE_add_cert(s->store, x) != 1)
+			goto out;
+		lens[n++] = (size_t)len;
+	}
+	if ((err = p11e_ca_pkcs7_certs(
+		 (const unsigned char *const *)ders, lens, n, &p7)) == P11E_OK)
+		err = b64_encode(p7.data, p7.len, &s->cacerts);
+out:
+	for (i = 0; i < n + 1 && i < CACERTS_MAX; i++)
+		OPENSSL_free(ders[i]);
+	p11e_buf_clear(&p7);
+	return err;
+}
+
 static enum p11e_err
 server_init(struct server *s, struct p11e_ra *ra)
 {
 	struct p11e_conf *conf = ra->cfg.conf;
 	enum p11e_err err;
-	struct p11e_buf p7;
-	const unsigned char *ders[1];
-	size_t lens[1];
-	unsigned char *p = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int len;
 
 	s->ra = ra;
 	s->policy = &ra->cfg.policy;
@@ -1970,20 +2009,8 @@ server_init(struct server *s, struct p11e_ra *ra)
 	    (err = p11e_ca_load(ra->cfg.ca_cert, ra->cfg.ca_key,
 		 ra->cfg.ca_key_uri, &s->ca)) != P11E_OK)
 		return err;
-	if ((len = i2d_X509(p11e_ca_cert(s->ca), &p)) <= 0 ||
-	    (s->store = X509_STORE_new()) == NULL ||
-	    X509_STORE_add_cert(s->store, p11e_ca_cert(s->ca)) != 1) {
-		OPENSSL_free(p);
-		return P11E_ERR_CRYPTO;
-	}
-	s->ca_der = p;
-	s->ca_der_len = (size_t)len;
-	ders[0] = s->ca_der;
-	lens[0] = s->ca_der_len;
-	p11e_buf_init(&p7, 256 * 1024);
-	if ((err = p11e_ca_pkcs7_certs(ders, lens, 1, &p7)) == P11E_OK)
-		err = b64_encode(p7.data, p7.len, &s->cacerts);
-	p11e_buf_clear(&p7);
+	if ((err = cacerts_build(s)) != P11E_OK)
+		return err;
 	if (err == P11E_OK)
 		err = csrattrs_build(s->policy->key_types, &s->csrattrs);
 	if (err == P11E_OK)
@@ -2002,7 +2029,6 @@ server_clear(struct server *s)
 	p11e_admin_free(s->admin);
 	p11e_ca_free(s->ca);
 	X509_STORE_free(s->store);
-	OPENSSL_free(s->ca_der);
 	p11e_buf_clear(&s->cacerts);
 	p11e_buf_clear(&s->csrattrs);
 }

@@ -43,15 +43,7 @@ tap_plan 15
 
 U=65534
 tap_tmpdir T
-chmod 0755 "$T"
-mkdir -p "$T/run" "$T/state" "$T/work" "$T/chrome/Default"
-chmod 0700 "$T/run"
-chown -R "$U:$U" "$T/run" "$T/state" "$T/work" "$T/chrome"
-XDG_RUNTIME_DIR=$T/run
-XDG_STATE_HOME=$T/state
-P11ENROLL_CONF=$T/etc/p11enroll.conf
-P11ENROLL_AGENT=$P11ENROLLD
-export XDG_RUNTIME_DIR XDG_STATE_HOME P11ENROLL_CONF P11ENROLL_AGENT
+browser_user_env "$T" work chrome/Default || tap_bail "cannot make $T"
 
 softhsm_setup p11e-browser >&2 || tap_bail "cannot create a SoftHSM2 token"
 chown -R "$U:$U" "$SOFTHSM_DIR"
@@ -76,19 +68,6 @@ run65534()
 {
 	p11kit_as_user "$P11ENROLL" "$@"
 }
-agent_stop65534()
-{
-	p=$(run65534 --no-autostart --json status 2>/dev/null |
-	    sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p')
-	[ -n "$p" ] || return 0
-	kill "$p" 2>/dev/null
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-}
-tap_at_exit agent_stop65534
 
 pki_setup "$T/pki" >&2 || tap_bail "cannot make the test CAs"
 chmod 0755 "$T/pki"
@@ -122,7 +101,7 @@ cat "$W/import.out" >&2
 tap_check "p11enroll token import stores leaf and CA and checks the pair" \
     eval 'grep -q "checked that they belong together" "$W/import.out" &&
     grep -q "CA certificates: 1 added" "$W/import.out"'
-agent_stop65534
+browser_agent_stop
 want_dn=$(openssl x509 -in "$W/user.pem" -noout -subject -nameopt RFC2253 |
     sed 's/^subject=//')
 want_serial=$(openssl x509 -in "$W/user.pem" -noout -serial |

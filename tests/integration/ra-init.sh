@@ -9,7 +9,7 @@
 command -v sqlite3 >/dev/null 2>&1 ||
     tap_skip_all "sqlite3 not installed (Debian package sqlite3)"
 
-tap_plan 16
+tap_plan 21
 tap_tmpdir T
 
 mode() { stat -c %a "$1"; }
@@ -52,4 +52,29 @@ mkdir "$T/empty"
 tap_check "init into an empty directory" "$RA" init "$T/empty" --rsa
 tap_check "--rsa gives an RSA 3072 CA" sh -c \
     "openssl x509 -in '$T/empty/ca.crt' -noout -text | grep -q 'Public-Key: (3072 bit)'"
+
+# an intermediate issuing CA under a root made here
+"$RA" init "$T/im" --intermediate >"$T/im.out" 2>&1
+tap_check "init --intermediate: ca.crt is the issuing CA, then the root" \
+    sh -c "test \"\$(grep -c 'BEGIN CERTIFICATE' '$T/im/ca.crt')\" = 2 &&
+    openssl verify -CAfile '$T/im/root-ca.crt' '$T/im/ca.crt' >/dev/null &&
+    grep -q 'take it offline' '$T/im.out'"
+tap_check "the root may have one CA below it, the issuing CA none" sh -c \
+    "openssl x509 -in '$T/im/root-ca.crt' -noout -ext basicConstraints | grep -q 'pathlen:1' &&
+    openssl x509 -in '$T/im/ca.crt' -noout -ext basicConstraints | grep -q 'pathlen:0'"
+tap_check "root-ca.key is 0600" test "$(mode "$T/im/root-ca.key")" = 600
+# the chain in the wrong order is refused when the CA is loaded
+cp "$T/im/ca.crt" "$T/im/ca.crt.orig"
+{
+	openssl x509 -in "$T/im/ca.crt.orig"
+	openssl x509 -in "$T/im/ca.crt.orig"
+} >"$T/im/ca.crt"
+before=$(sqlite3 "$T/im/ra.db" "SELECT count(*) FROM audit")
+P11ENROLL_RA_DIR=$T/im "$RA" crl >"$T/crl.der" 2>"$T/crl.err"
+rc=$?
+cat "$T/crl.err" >&2
+tap_check "a CA file whose chain is out of order is refused, saying how" \
+    sh -c "test $rc != 0 && grep -q 'did not issue the one before it; the file holds the issuing CA first' '$T/crl.err'"
+tap_check "and no CRL was made" sh -c \
+    "test ! -s '$T/crl.der' && test \"\$(sqlite3 '$T/im/ra.db' 'SELECT count(*) FROM audit')\" = '$before'"
 tap_done

@@ -18,7 +18,18 @@
 #                        "STATUS verify=.. serial=.. dn=".." proto=..
 #                        ua=".."".  With CRL (PEM), clients are also
 #                        checked against it (kill -HUP $NGINX_PID
-#                        re-reads it).  Stopped at exit.
+#                        re-reads it).  NGINX_VERIFY_DEPTH (default
+#                        nginx's 1) is its ssl_verify_depth: 2 lets a
+#                        client present an intermediate CA.  Stopped at
+#                        exit.
+#   browser_user_env DIR [SUBDIR...]
+#                        the agent's environment for uid 65534 under DIR
+#                        (DIR 0755; run/ 0700, state/, etc/ and each
+#                        SUBDIR owned by 65534; XDG_RUNTIME_DIR,
+#                        XDG_STATE_HOME, P11ENROLL_CONF, P11ENROLL_AGENT
+#                        exported); the agent it starts (through
+#                        p11kit_as_user) is stopped at exit
+#   browser_agent_stop   stops that agent, if any
 #   browser_chromium_prefs FILE ORIGIN ISSUER_CN
 #                        writes a Chromium Default/Preferences that
 #                        selects the client certificate issued by
@@ -109,6 +120,7 @@ http {
 		ssl_certificate_key $3;
 		ssl_client_certificate $4;
 		ssl_verify_client on;
+		ssl_verify_depth ${NGINX_VERIFY_DEPTH:-1};
 		${5:+ssl_crl $5;}
 		ssl_protocols TLSv1.2 TLSv1.3;
 		location / {
@@ -142,6 +154,39 @@ EOF
 		    2>/dev/null || return 1
 	done
 	return 1
+}
+
+browser_agent_stop()
+{
+	p=$(p11kit_as_user "$P11ENROLL" --no-autostart --json status \
+	    2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p')
+	[ -n "$p" ] || return 0
+	kill "$p" 2>/dev/null
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+
+browser_user_env()
+{
+	bu_dir=$1
+	shift
+	chmod 0755 "$bu_dir"
+	mkdir -p "$bu_dir/run" "$bu_dir/state" "$bu_dir/etc" || return 1
+	for d in "$@"; do
+		mkdir -p "$bu_dir/$d" && chown -R 65534:65534 "$bu_dir/$d" ||
+		    return 1
+	done
+	chmod 0700 "$bu_dir/run"
+	chown -R 65534:65534 "$bu_dir/run" "$bu_dir/state" || return 1
+	XDG_RUNTIME_DIR=$bu_dir/run
+	XDG_STATE_HOME=$bu_dir/state
+	P11ENROLL_CONF=$bu_dir/etc/p11enroll.conf
+	P11ENROLL_AGENT=$P11ENROLLD
+	export XDG_RUNTIME_DIR XDG_STATE_HOME P11ENROLL_CONF P11ENROLL_AGENT
+	tap_at_exit browser_agent_stop
 }
 
 browser_chromium_prefs()

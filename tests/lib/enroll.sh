@@ -8,7 +8,8 @@
 #                   ($PORT, $URL, $RA_PID, log $T/ra.log); a contract
 #                   named CONTRACT (default しんきん商事) in $C; each CONF
 #                   is one "key = value" line of [server] (default: no
-#                   practical rate limit)
+#                   practical rate limit); EN_RA_INIT_ARGS are more
+#                   options of p11enroll-ra init (--intermediate)
 #   en_user ID      user ID (password $PW), invitation $T/ID.inv, TOTP
 #                   secret $T/ID.otp
 #   en_otp ID [SEC] the code of now (or now + SEC: the RA accepts +1 step)
@@ -36,7 +37,7 @@ en_ra_start()
 	D=$T/ra
 	en_contract=${1:-しんきん商事}
 	export P11ENROLL_RA_DIR=$D
-	"$RA" init "$D" >/dev/null 2>&1 || return 1
+	"$RA" init "$D" ${EN_RA_INIT_ARGS-} >/dev/null 2>&1 || return 1
 	PORT=$(en_free_port) || return 1
 	URL=https://127.0.0.1:$PORT
 	# invitations name the URL the server really listens on

@@ -13,6 +13,7 @@
 #define P11E_EXIT_OK 0
 #define P11E_EXIT_FAILURE 1
 #define P11E_EXIT_USAGE 2
+#define P11E_EXIT_WAITING 3 /* a credential waits for its user */
 #define P11E_EXIT_TOKEN_ABSENT 4
 #define P11E_EXIT_PIN_LOCKED 5
 #define P11E_EXIT_NEEDS_REISSUE 6 /* expired or revoked: admin reissue */
@@ -90,8 +91,12 @@ int p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_list(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv);
-/* Prints the credentials table (status and list); false on failure. */
-bool p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out);
+/*
+ * Prints the credentials table (status and list), or gives the agent's
+ * answer in *out (caller frees); the exit status they call for (see
+ * credentials_exit), P11E_EXIT_FAILURE when the agent did not answer.
+ */
+int p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out);
 
 /* cli/admin.c */
 int p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv);

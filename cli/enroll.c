@@ -521,18 +521,53 @@ next_what(json_t *c)
 	return "renewal";
 }
 
-bool
+/*
+ * The exit status the credentials call for, the most urgent first
+ * (p11enroll(1) EXIT STATUS, doc/status.md): 6 when one needs an
+ * administrator's reissue, 1 when one needs an operator (an unreadable
+ * record), 3 when one waits for its user (the PIN, the token), else 0.
+ */
+static int
+credentials_exit(json_t *list)
+{
+	static const struct {
+		const char *state;
+		int code;
+	} urgent[] = {
+		{ "EXPIRED", P11E_EXIT_NEEDS_REISSUE },
+		{ "REVOKED", P11E_EXIT_NEEDS_REISSUE },
+		{ "REJECTED", P11E_EXIT_NEEDS_REISSUE },
+		{ "NEEDS_OPERATOR", P11E_EXIT_FAILURE },
+		{ "WAITING_PIN", P11E_EXIT_WAITING },
+		{ "WAITING_TOKEN", P11E_EXIT_WAITING },
+	};
+	size_t i, k, best = sizeof(urgent) / sizeof(urgent[0]);
+	json_t *c;
+
+	json_array_foreach(list, i, c)
+	{
+		for (k = 0; k < best; k++)
+			if (strcmp(str(c, "state"), urgent[k].state) == 0)
+				best = k;
+	}
+	return best < sizeof(urgent) / sizeof(urgent[0]) ? urgent[best].code
+							 : P11E_EXIT_OK;
+}
+
+int
 p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out)
 {
 	json_t *res = NULL, *c, *le;
 	char na[40];
 	size_t i;
+	int code;
 
 	if (p11e_cli_call_agent(cli, "ListCredentials", NULL, &res) != P11E_OK)
-		return false;
+		return P11E_EXIT_FAILURE;
+	code = credentials_exit(json_object_get(res, "credentials"));
 	if (out != NULL) {
 		*out = res;
-		return true;
+		return code;
 	}
 	if (json_array_size(json_object_get(res, "credentials")) == 0)
 		printf("no credentials: p11enroll enroll starts one\n");
@@ -560,26 +595,26 @@ p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out)
 			printf("    last error: %s\n", str(le, "message"));
 	}
 	json_decref(res);
-	return true;
+	return code;
 }
 
 int
 p11e_cmd_list(struct p11e_cli *cli, int argc, char **argv)
 {
 	json_t *res = NULL;
+	int code;
 
 	(void)argv;
 	if (argc > 1) {
 		p11e_error("list takes no arguments");
 		return P11E_EXIT_USAGE;
 	}
-	if (!p11e_cli_print_credentials(cli, cli->json ? &res : NULL))
-		return P11E_EXIT_FAILURE;
+	code = p11e_cli_print_credentials(cli, cli->json ? &res : NULL);
 	if (res != NULL) {
 		p11e_cli_print_json(res);
 		json_decref(res);
 	}
-	return P11E_EXIT_OK;
+	return code;
 }
 
 int

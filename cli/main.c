@@ -170,19 +170,20 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 		return P11E_EXIT_FAILURE;
 	if (cli->json) {
 		json_t *creds = NULL, *out;
+		int code = p11e_cli_print_credentials(cli, &creds);
 
-		if (!p11e_cli_print_credentials(cli, &creds)) {
+		if (creds == NULL) {
 			json_decref(info);
-			return P11E_EXIT_FAILURE;
+			return code;
 		}
-		out = json_pack("{s:O, s:O}", "agent", info, "credentials",
-		    json_object_get(creds, "credentials"));
+		out = json_pack("{s:i, s:O, s:O}", "format", 1, "agent", info,
+		    "credentials", json_object_get(creds, "credentials"));
 		json_decref(creds);
 
 		p11e_cli_print_json(out);
 		json_decref(out);
 		json_decref(info);
-		return P11E_EXIT_OK;
+		return code;
 	}
 	started = (time_t)json_integer_value(json_object_get(info, "started"));
 	if (gmtime_r(&started, &tm) != NULL)
@@ -205,8 +206,7 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 	}
 	json_decref(info);
 	printf("\n");
-	return p11e_cli_print_credentials(cli, NULL) ? P11E_EXIT_OK
-						     : P11E_EXIT_FAILURE;
+	return p11e_cli_print_credentials(cli, NULL);
 }
 
 struct check {
@@ -280,6 +280,7 @@ cmd_config(struct p11e_cli *cli, int argc, char **argv)
 	c.conf = conf;
 	show_section(conf, "agent", NULL);
 	show_section(conf, "cli", NULL);
+	show_section(conf, "notify", NULL);
 	(void)p11e_conf_sections(conf, "service", show_service, &c);
 	printf("configuration OK (%s and its conf.d/)\n", path);
 	p11e_conf_free(conf);

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/num.h"
 
 /*
  * browser setup: registers p11-kit-proxy in the user's NSS databases
@@ -450,6 +452,27 @@ inspect_chromium(struct run *r, struct target *t, struct p11e_buf *out)
 	}
 }
 
+/*
+ * Whether the profile's lock (a symlink "HOST:+PID", left behind when
+ * Firefox exits without removing it) names a process that runs.  A lock
+ * of another form counts as running.
+ */
+static bool
+firefox_locked(const char *lock)
+{
+	char target[256], *plus;
+	uint64_t pid;
+	ssize_t n;
+
+	if ((n = readlink(lock, target, sizeof(target) - 1)) < 0)
+		return true;
+	target[n] = '\0';
+	if ((plus = strrchr(target, '+')) == NULL ||
+	    p11e_num_parse_u64(plus + 1, 1, INT32_MAX, &pid) != P11E_OK)
+		return true;
+	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
 static void
 inspect_firefox(struct run *r, struct target *t, struct p11e_buf *out)
 {
@@ -462,7 +485,7 @@ inspect_firefox(struct run *r, struct target *t, struct p11e_buf *out)
 		return;
 	}
 	fmt(file, sizeof(file), "%s/lock", t->path);
-	if (lstat(file, &st) == 0) {
+	if (lstat(file, &st) == 0 && firefox_locked(file)) {
 		target_set(t, R_FAILED,
 		    "Firefox is running with this profile (%s exists): quit "
 		    "Firefox and run this again",

@@ -27,18 +27,12 @@
 . "$top_srcdir/tests/lib/pki.sh"
 . "$top_srcdir/tests/lib/browser.sh"
 
-module=$top_builddir/tests/p11fault/p11fault.so
-[ -r "$module" ] || tap_bail "$module not built"
 for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
 done
 "$RA" --help 2>/dev/null | grep -q '^  serve' ||
     tap_skip_all "p11enroll-ra serve not built"
-reason=$(p11kit_env_check) || tap_skip_all "$reason"
-reason=$(browser_check) || tap_skip_all "$reason"
-browser_check >/dev/null # again, for its variables
-setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$P11ENROLLD" ||
-    tap_skip_all "uid 65534 cannot run $P11ENROLLD (build directory mode)"
+browser_require
 
 tap_plan 14
 
@@ -47,24 +41,8 @@ tap_tmpdir T
 browser_user_env "$T" work || tap_bail "cannot make $T"
 PIN='Pin-Browser-Renew-51c'
 TOK=p11e-brenew
-URI=pkcs11:token=$TOK
 
-softhsm_setup $TOK "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
-chown -R "$U:$U" "$SOFTHSM_DIR"
-chmod 0755 "$SOFTHSM_DIR"
-p11kit_env_setup || tap_bail "cannot make the p11-kit home"
-p11kit_env_add_module p11fault "$module" || tap_bail "cannot register p11fault"
-P11FAULT_CONF=$P11KIT_HOME/p11fault-agent.conf
-export P11FAULT_CONF
-printf 'module = %s\n' "$SOFTHSM_MODULE" >"$P11FAULT_CONF"
-pinfile=$P11KIT_HOME/pin
-printf '%s\n' "$PIN" >"$pinfile"
-chmod 0600 "$pinfile"
-bconf=$P11KIT_HOME/p11fault-browser.conf
-printf 'module = %s\nlogin-pin-file = %s\n' "$SOFTHSM_MODULE" "$pinfile" \
-    >"$bconf"
-chown "$U:$U" "$P11FAULT_CONF" "$pinfile" "$bconf"
-
+browser_token $TOK "$PIN" "$BROWSER_P11FAULT" || tap_bail "cannot make the token"
 
 # --- the RA: an issuing CA under a root; renewal allowed at once
 EN_RA_INIT_ARGS=--intermediate
@@ -74,17 +52,6 @@ en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
 tap_check "the RA's ca.crt: the issuing CA, then the root that issued it" \
     eval '[ "$(grep -c "BEGIN CERTIFICATE" "$D/ca.crt")" = 2 ] &&
     openssl verify -CAfile "$D/root-ca.crt" "$D/ca.crt" >&2'
-en_user S0001 || tap_bail "user add failed"
-SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
-cat >"$P11ENROLL_CONF" <<EOF
-[service ra]
-url = $URL
-server-pin = $SPIN
-token = $URI?pin-source=file:$pinfile
-grace-period = 1
-EOF
-chmod 0644 "$P11ENROLL_CONF"
-
 # field KEY: a member of the credential in `p11enroll --json list`
 field()
 {
@@ -105,12 +72,8 @@ for o in json.load(sys.stdin)["objects"]:
         print(o["serial"].upper())'
 }
 
-printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(en_otp S0001)" |
-    p11kit_as_user "$P11ENROLL" enroll --service ra --token "$URI" \
-    --contract-id "$C" --user-id S0001 --secrets-stdin >"$T/enroll.out" 2>&1
+browser_enroll S0001 "grace-period = 1"
 rc=$?
-cat "$T/enroll.out" >&2
-CRED=$(sed -n 's/^enrolled: //p' "$T/enroll.out")
 tap_check "S0001 enrolled as uid $U ($CRED)" eval '[ $rc = 0 ] && [ -n "$CRED" ]'
 [ -n "$CRED" ] || tap_bail "enrollment failed"
 CMD_PREFIX=p11kit_as_user
@@ -143,7 +106,7 @@ chromium_login()
 	browser_chromium_prefs "$T/chrome$1/Default/Preferences" \
 	    "https://127.0.0.1:$NGINX_PORT" "p11enroll-ra issuing CA"
 	chown -R "$U:$U" "$T/chrome$1"
-	P11FAULT_CONF=$bconf p11kit_as_user timeout 40 "$CHROMIUM" \
+	P11FAULT_CONF=$BROWSER_P11FAULT_CONF p11kit_as_user timeout 40 "$CHROMIUM" \
 	    $CHROMIUM_FLAGS --user-data-dir="$T/chrome$1" --dump-dom "$url" \
 	    >"$T/work/dom$1.html" 2>"$T/work/chromium$1.err"
 	tap_diag "chromium exit $?"

@@ -31,13 +31,8 @@
 . "$top_srcdir/tests/lib/pki.sh"
 . "$top_srcdir/tests/lib/browser.sh"
 
-module=$top_builddir/tests/p11fault/p11fault.so
-[ -r "$module" ] || tap_bail "$module not built"
-reason=$(p11kit_env_check) || tap_skip_all "$reason"
-reason=$(browser_check) || tap_skip_all "$reason"
-browser_check >/dev/null # again, for its variables
-setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$P11ENROLLD" ||
-    tap_skip_all "uid 65534 cannot run $P11ENROLLD (build directory mode)"
+browser_require
+module=$BROWSER_P11FAULT
 
 tap_plan 15
 

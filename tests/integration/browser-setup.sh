@@ -19,7 +19,7 @@ command -v python3 >/dev/null 2>&1 ||
 PROXY=$(pkg-config --variable=proxy_module p11-kit-1 2>/dev/null)
 [ -r "$PROXY" ] || tap_skip_all "p11-kit-proxy not found (Debian package p11-kit-modules)"
 
-tap_plan 36
+tap_plan 37
 
 tap_tmpdir T
 chmod 0755 "$T"
@@ -177,13 +177,21 @@ cp "$T/cert9.good" "$FF/a.default/cert9.db"
 
 # A profile Firefox is running with.
 snap "$HOME" "$T/abs.profile" >"$T/s2"
-ln -s "127.0.0.1:+4242" "$T/abs.profile/lock"
+ln -s "127.0.0.1:+$$" "$T/abs.profile/lock"
 run browser setup
 expect "Firefox running with a profile: refused, nothing changed" 1 \
     "FAILED: Firefox is running with this profile ($T/abs.profile/lock exists): quit Firefox and run this again" \
     "p11enroll: error: nothing changed"
 rm "$T/abs.profile/lock"
 unchanged "$T/s2" "... no database changed"
+# The lock Firefox leaves behind when it exits names a process that is
+# gone: not a running Firefox.
+dead=$(sh -c 'echo $$')
+ln -s "127.0.0.1:+$dead" "$T/abs.profile/lock"
+run browser setup --dry-run
+rm "$T/abs.profile/lock"
+tap_check "a lock left by an exited Firefox does not count as running" eval \
+    '[ $rc = 0 ] && case "$out" in *"is running"*) false ;; *) true ;; esac'
 
 # --- dry run, then the real thing
 run browser setup --dry-run

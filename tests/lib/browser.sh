@@ -5,6 +5,11 @@
 #   browser_check        prints why the browser tests cannot run (and
 #                        returns 1), or returns 0: chromium, nginx,
 #                        modutil/certutil, curl, timeout, python3
+#   browser_require      the checks of every browser test: p11fault
+#                        built ($BROWSER_P11FAULT), root with setpriv
+#                        (p11kit_env_check), browser_check, uid 65534
+#                        can run the agent; skips the test (or bails)
+#                        with the reason otherwise
 #   CHROMIUM             the Chromium binary (the Debian wrapper
 #                        /usr/bin/chromium prints shell noise: the real
 #                        one is /usr/lib/chromium/chromium)
@@ -30,6 +35,20 @@
 #                        exported); the agent it starts (through
 #                        p11kit_as_user) is stopped at exit
 #   browser_agent_stop   stops that agent, if any
+#   browser_token TOKEN PIN P11FAULT
+#                        a SoftHSM2 token behind the p11fault module
+#                        P11FAULT, registered only in uid 65534's p11-kit
+#                        config (p11kit-env.sh); sets URI, the PIN file
+#                        BROWSER_PIN_FILE (0600, 65534's) and the
+#                        browser's p11fault config BROWSER_P11FAULT_CONF
+#                        (the test-only auto-login; the agent's
+#                        P11FAULT_CONF has none)
+#   browser_enroll USER [CONF...]
+#                        after en_ra_start: USER added at the RA and
+#                        enrolled by p11enroll as 65534 onto URI through
+#                        the service "ra" (token URI with the PIN file;
+#                        each CONF one more line of the service); sets
+#                        CRED, or returns 1 with the output on stderr
 #   browser_chromium_prefs FILE ORIGIN ISSUER_CN
 #                        writes a Chromium Default/Preferences that
 #                        selects the client certificate issued by
@@ -69,6 +88,18 @@ browser_check()
 	done
 	export CHROMIUM NGINX
 	return 0
+}
+
+browser_require()
+{
+	BROWSER_P11FAULT=$top_builddir/tests/p11fault/p11fault.so
+	[ -r "$BROWSER_P11FAULT" ] || tap_bail "$BROWSER_P11FAULT not built"
+	br_reason=$(p11kit_env_check) || tap_skip_all "$br_reason"
+	br_reason=$(browser_check) || tap_skip_all "$br_reason"
+	browser_check >/dev/null # again, for its variables
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+	    test -x "$P11ENROLLD" || tap_skip_all \
+	    "uid 65534 cannot run $P11ENROLLD (build directory mode)"
 }
 
 browser_free_port()
@@ -187,6 +218,51 @@ browser_user_env()
 	P11ENROLL_AGENT=$P11ENROLLD
 	export XDG_RUNTIME_DIR XDG_STATE_HOME P11ENROLL_CONF P11ENROLL_AGENT
 	tap_at_exit browser_agent_stop
+}
+
+browser_token()
+{
+	softhsm_setup "$1" "$2" >&2 || return 1
+	chown -R 65534:65534 "$SOFTHSM_DIR"
+	chmod 0755 "$SOFTHSM_DIR"
+	p11kit_env_setup || return 1
+	p11kit_env_add_module p11fault "$3" || return 1
+	URI=pkcs11:token=$1
+	P11FAULT_CONF=$P11KIT_HOME/p11fault-agent.conf
+	BROWSER_PIN_FILE=$P11KIT_HOME/pin
+	BROWSER_P11FAULT_CONF=$P11KIT_HOME/p11fault-browser.conf
+	export P11FAULT_CONF
+	printf 'module = %s\n' "$SOFTHSM_MODULE" >"$P11FAULT_CONF"
+	printf '%s\n' "$2" >"$BROWSER_PIN_FILE"
+	chmod 0600 "$BROWSER_PIN_FILE"
+	printf 'module = %s\nlogin-pin-file = %s\n' "$SOFTHSM_MODULE" \
+	    "$BROWSER_PIN_FILE" >"$BROWSER_P11FAULT_CONF"
+	chown 65534:65534 "$P11FAULT_CONF" "$BROWSER_PIN_FILE" \
+	    "$BROWSER_P11FAULT_CONF"
+}
+
+browser_enroll()
+{
+	be_user=$1
+	shift
+	en_user "$be_user" || return 1
+	be_spin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/$be_user.inv")
+	{
+		printf '%s\n' "[service ra]" "url = $URL" \
+		    "server-pin = $be_spin" \
+		    "token = $URI?pin-source=file:$BROWSER_PIN_FILE"
+		printf '%s\n' "$@"
+	} >"$P11ENROLL_CONF"
+	chmod 0644 "$P11ENROLL_CONF"
+	printf '%s\n%s\n%s\n' "$(cat "$BROWSER_PIN_FILE")" "$PW" \
+	    "$(en_otp "$be_user")" |
+	    p11kit_as_user "$P11ENROLL" enroll --service ra --token "$URI" \
+	    --contract-id "$C" --user-id "$be_user" --secrets-stdin \
+	    >"$T/enroll.out" 2>&1
+	be_rc=$?
+	cat "$T/enroll.out" >&2
+	CRED=$(sed -n 's/^enrolled: //p' "$T/enroll.out")
+	[ $be_rc = 0 ] && [ -n "$CRED" ]
 }
 
 browser_chromium_prefs()

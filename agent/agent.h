@@ -22,6 +22,10 @@ struct p11e_agent {
 	int stop; /* set by a signal or Shutdown */
 	int reschedule; /* a method changed records: look at them again */
 	int activated; /* the listening socket came from systemd */
+	/* WAITING_TOKEN: how many at the last schedule (the udev monitor
+	 * runs only while some wait); a udev event makes them due at once */
+	size_t token_waiting;
+	int token_event;
 };
 
 /*

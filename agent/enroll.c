@@ -163,6 +163,13 @@ service_open(struct p11e_agent *agent, const char *name, struct p11e_http **out,
 	return err;
 }
 
+enum p11e_err
+p11e_agent_service_http(struct p11e_agent *agent, const char *name,
+    struct p11e_http **out, char *detail)
+{
+	return service_open(agent, name, out, detail);
+}
+
 /* AddService: a user-level service in STATE/services.d/NAME.conf. */
 enum p11e_err
 p11e_method_add_service(
@@ -338,6 +345,8 @@ step_done(struct steps *st, const char *name)
 	struct timespec t1;
 	double ms;
 
+	if (st == NULL)
+		return;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (double)(t1.tv_sec - st->t0.tv_sec) * 1000.0 +
 	    (double)(t1.tv_nsec - st->t0.tv_nsec) / 1e6;
@@ -844,7 +853,7 @@ out:
 
 /* ISSUED → INSTALLED: the token write (idempotent) and the proof. */
 static enum p11e_err
-install(struct p11e_agent *agent, struct p11e_cred *c,
+install(struct p11e_agent *agent, struct p11e_cred *c, const char *uri,
     const struct p11e_secret *pin, bool final_try, struct steps *st,
     char *detail)
 {
@@ -855,8 +864,7 @@ install(struct p11e_agent *agent, struct p11e_cred *c,
 	size_t i;
 
 	snprintf(label, sizeof(label), "p11enroll %s", c->service);
-	if ((err = session_open(c->token_uri, pin, final_try, &s, detail)) !=
-	    P11E_OK)
+	if ((err = session_open(uri, pin, final_try, &s, detail)) != P11E_OK)
 		return err;
 	if ((err = p11e_token_store_cert(s.tok, c->id, c->idlen, c->cert.data,
 		 c->cert.len, label)) != P11E_OK)
@@ -873,6 +881,8 @@ install(struct p11e_agent *agent, struct p11e_cred *c,
 	session_close(&s);
 	step_done(st, "pair verified");
 	c->state = P11E_CRED_INSTALLED;
+	c->wait = P11E_WAIT_NONE;
+	c->next_action = 0;
 	c->last_err = P11E_OK;
 	c->last_error[0] = '\0';
 	if ((err = p11e_journal_save(agent->state_dir, c)) != P11E_OK)
@@ -954,8 +964,8 @@ p11e_method_enroll(
 			goto fail;
 		/* fall through */
 	case P11E_STEP_STORE:
-		if ((err = install(agent, &c, pin, final_try, &st, detail)) !=
-		    P11E_OK)
+		if ((err = install(agent, &c, c.token_uri, pin, final_try, &st,
+			 detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_NONE:
@@ -967,6 +977,13 @@ p11e_method_enroll(
 	goto out;
 fail:
 	/* the record keeps its state: a later call resumes from there */
+	if (c.state == P11E_CRED_ISSUED && p11e_token_absent(err)) {
+		/* the agent looks for the token and finishes by itself */
+		c.wait = P11E_WAIT_TOKEN;
+		c.next_action = p11e_http_now() + P11E_TOKEN_POLL;
+		p11e_agent_insert_token(&c, detail);
+		p11e_info("%s: %s", c.name, detail);
+	}
 	if (err != P11E_ERR_CREDENTIALS_REQUIRED)
 		record_error(agent, &c, err, detail);
 out:
@@ -1038,4 +1055,61 @@ void
 p11e_agent_recover_report(struct p11e_agent *agent)
 {
 	(void)p11e_journal_list(agent->state_dir, recover_cb, NULL);
+}
+
+bool
+p11e_token_absent(enum p11e_err err)
+{
+	return err == P11E_ERR_TOKEN_ABSENT || err == P11E_ERR_TOKEN_NOT_FOUND;
+}
+
+void
+p11e_agent_insert_token(const struct p11e_cred *c, char *detail)
+{
+	snprintf(detail, P11E_DETAIL_MAX,
+	    "insert the token '%s' (serial %s): the agent looks for it every "
+	    "%d s and goes on when it is back (another token is not touched)",
+	    c->token_label, c->token_serial, P11E_TOKEN_POLL);
+}
+
+enum p11e_err
+p11e_agent_enroll_finish(struct p11e_agent *agent, struct p11e_cred *c,
+    const char *uri, bool unattended, char *detail)
+{
+	struct p11e_p11 *p11 = NULL;
+	struct p11e_token *tok = NULL;
+	enum p11e_err err;
+
+	detail[0] = '\0';
+	if (unattended) {
+		err = install(agent, c, uri, NULL, false, NULL, detail);
+	} else if ((err = p11e_p11_new(&p11)) == P11E_OK &&
+	    (err = p11e_token_open(p11, c->token_uri, &tok)) == P11E_OK) {
+		/* back, but only the user has the PIN */
+		p11e_token_close(tok);
+		c->wait = P11E_WAIT_NONE;
+		c->next_action = 0;
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "the token '%s' is back: 'p11enroll enroll --resume %s' "
+		    "writes the certificate",
+		    c->token_label, c->name);
+		p11e_info("%s: %s", c->name, detail);
+		record_error(agent, c, P11E_ERR_PIN_REQUIRED, detail);
+	}
+	p11e_p11_free(p11);
+	if (err == P11E_OK && c->state == P11E_CRED_INSTALLED)
+		p11e_info("%s: the token is back: the certificate is written "
+			  "and verified (serial %s)",
+		    c->name, c->serial);
+	else if (p11e_token_absent(err)) {
+		/* still away: look again, quietly */
+		c->next_action = p11e_http_now() + P11E_TOKEN_POLL;
+		(void)p11e_journal_save(agent->state_dir, c);
+	} else if (err != P11E_OK) {
+		c->wait = P11E_WAIT_NONE;
+		c->next_action = 0;
+		p11e_error("%s: %s", c->name, detail);
+		record_error(agent, c, err, detail);
+	}
+	return err;
 }

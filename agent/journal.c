@@ -144,14 +144,14 @@ encode_renewal(const struct p11e_cred *c, json_t *j)
 	hex(nid, c->new_id, c->new_idlen);
 	hex(oid, c->old_id, c->old_idlen);
 	r = json_pack("{s:I, s:I, s:s, s:I, s:b, s:s, s:o, s:o, s:s, s:o, "
-		      "s:I, s:b}",
+		      "s:I, s:b, s:I}",
 	    "next_action", (json_int_t)c->next_action, "renew_before",
 	    (json_int_t)c->renew_before, "wait", wait_names[c->wait], "retries",
 	    (json_int_t)c->retries, "same_key", c->same_key, "new_id", nid,
 	    "new_spki", b64(&c->new_spki), "new_certificate", b64(&c->new_cert),
 	    "old_id", oid, "old_certificate", b64(&c->old_cert),
 	    "old_remove_at", (json_int_t)c->old_remove_at, "old_same_key",
-	    c->old_same_key);
+	    c->old_same_key, "notices", (json_int_t)c->notices);
 	if (r == NULL || json_object_set_new(j, "renewal", r) != 0)
 		return P11E_ERR_NOMEM;
 	return P11E_OK;
@@ -348,6 +348,13 @@ parse_renewal(json_t *r, struct p11e_cred *c)
 	    !get_der(r, "new_certificate", &c->new_cert) ||
 	    !get_der(r, "old_certificate", &c->old_cert))
 		return "renewal objects";
+	/* optional: absent in records of older agents */
+	v = json_object_get(r, "notices");
+	if (v != NULL &&
+	    (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		json_integer_value(v) > 0xff))
+		return "renewal.notices";
+	c->notices = v != NULL ? (unsigned int)json_integer_value(v) : 0;
 	return NULL;
 }
 

@@ -133,7 +133,13 @@ struct p11e_cred {
 	struct p11e_der old_cert;
 	time_t old_remove_at;
 	bool old_same_key; /* the old certificate shares the current key */
+	/* the expiry notices told for the current certificate (P11E_NOTICE_) */
+	unsigned int notices;
 };
+
+/* Bits of notices: 30, 14, 7 and 1 day before notAfter, and expiry. */
+#define P11E_NOTICE_DAYS_N 4
+#define P11E_NOTICE_EXPIRED (1U << P11E_NOTICE_DAYS_N)
 
 /* "KEY_PENDING", ...; NULL for a value out of range. */
 const char *p11e_cred_state_name(enum p11e_cred_state s);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/journal.h"
 #include "common/err.h"
 
 /*
@@ -16,6 +17,8 @@
  */
 
 #define P11E_DETAIL_MAX 2048
+
+struct p11e_http;
 
 /* One allowed parameter of a method. */
 struct p11e_param {
@@ -55,6 +58,41 @@ enum p11e_err p11e_method_enroll(
 enum p11e_err p11e_method_list_credentials(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
+/*
+ * A credential waiting for its token (WAITING_TOKEN) is looked at again
+ * this often (seconds), and at once on a udev event, only while one
+ * waits.
+ */
+#define P11E_TOKEN_POLL 3
+
+/* Whether err means the token is not there (absent or not found). */
+bool p11e_token_absent(enum p11e_err err);
+
+/* detail: "insert the token 'LABEL' (serial S): ..." for c. */
+void p11e_agent_insert_token(const struct p11e_cred *c, char *detail);
+
+/*
+ * An ISSUED record waiting for its token, at a poll or a token event:
+ * when the token with c's identity (serial included) is present, writes
+ * and verifies the certificate through uri (c's token URI with the
+ * service's pin-source when unattended) and saves c INSTALLED; without
+ * an unattended PIN it only stops waiting and says to resume.  Still
+ * absent: c->next_action is the next poll.  Saves c.
+ */
+enum p11e_err p11e_agent_enroll_finish(struct p11e_agent *agent,
+    struct p11e_cred *c, const char *uri, bool unattended, char *detail);
+
+/*
+ * agent/enroll.c: the HTTP client of the service name (a system service
+ * wins over a user's of the same name); detail says what is missing.
+ */
+enum p11e_err p11e_agent_service_http(struct p11e_agent *agent,
+    const char *name, struct p11e_http **out, char *detail);
+
+/* agent/doctor.c: the checks of p11enroll doctor (reads only). */
+enum p11e_err p11e_method_doctor(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+
 /* agent/renew.c: renewal by hand. */
 enum p11e_err p11e_method_renew(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
@@ -73,6 +111,8 @@ enum p11e_err p11e_method_admin_certificate(
 enum p11e_err p11e_method_admin_user_add(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 enum p11e_err p11e_method_admin_unlock(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
+enum p11e_err p11e_method_admin_otp(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 enum p11e_err p11e_method_admin_audit(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail);

@@ -15,6 +15,7 @@
 #include "agent/http.h"
 #include "agent/journal.h"
 #include "agent/methods.h"
+#include "agent/notify.h"
 #include "common/conf.h"
 #include "common/crashpoint.h"
 #include "common/log.h"
@@ -66,6 +67,85 @@ min_time(time_t a, time_t b)
 	return a < b ? a : b;
 }
 
+/* Expiry notices: days before notAfter, largest first (P11E_NOTICE_). */
+static const unsigned int notice_days[P11E_NOTICE_DAYS_N] = { 30, 14, 7, 1 };
+
+/*
+ * The time of the next notice not yet told for the current certificate
+ * (0: none).  A notice longer before expiry than the certificate's
+ * lifetime is never told (a 7-day certificate gets no 30-day notice).
+ */
+static time_t
+notice_time(const struct p11e_cred *c)
+{
+	time_t life = c->not_after - c->not_before;
+	unsigned int i;
+
+	for (i = 0; i < P11E_NOTICE_DAYS_N; i++) {
+		if ((c->notices & (1U << i)) == 0 &&
+		    life > (time_t)notice_days[i] * 86400)
+			return c->not_after - (time_t)notice_days[i] * 86400;
+	}
+	return 0;
+}
+
+/*
+ * Tells the latest notice due at now (one, not a burst after a long
+ * sleep) and marks it and the earlier ones told.  Returns whether c
+ * changed.
+ */
+static bool
+notices(struct p11e_agent *agent, struct p11e_cred *c, time_t now)
+{
+	time_t life = c->not_after - c->not_before;
+	unsigned int i, fire = P11E_NOTICE_DAYS_N;
+
+	if (c->cert.len == 0 || now >= c->not_after)
+		return false;
+	for (i = 0; i < P11E_NOTICE_DAYS_N; i++) {
+		if (life > (time_t)notice_days[i] * 86400 &&
+		    now >= c->not_after - (time_t)notice_days[i] * 86400 &&
+		    (c->notices & (1U << i)) == 0)
+			fire = i;
+	}
+	if (fire == P11E_NOTICE_DAYS_N)
+		return false;
+	for (i = 0; i <= fire; i++)
+		c->notices |= 1U << i;
+	p11e_agent_event(agent, P11E_EVENT_EXPIRY_NOTICE, c, now);
+	return true;
+}
+
+/* The certificate is past notAfter: EXPIRED, told once. */
+static void
+expire(struct p11e_agent *agent, struct p11e_cred *c, time_t now)
+{
+	c->state = P11E_CRED_EXPIRED;
+	c->wait = P11E_WAIT_NONE;
+	c->next_action = 0;
+	c->last_err = P11E_ERR_CERT_EXPIRED;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", expired_msg);
+	if ((c->notices & P11E_NOTICE_EXPIRED) == 0) {
+		c->notices |= P11E_NOTICE_EXPIRED;
+		p11e_error("credential %s (service %s, %s): %s", c->name,
+		    c->service, c->subject, expired_msg);
+		p11e_agent_event(agent, P11E_EVENT_EXPIRED, c, now);
+	}
+	(void)p11e_journal_save(agent->state_dir, c);
+}
+
+/* Whether the renewal itself (not a notice or the old pair) is due. */
+static bool
+renewal_due(const struct p11e_cred *c, time_t now)
+{
+	if (c->wait == P11E_WAIT_PIN)
+		return false;
+	if (c->state == P11E_CRED_INSTALLED)
+		return (c->next_action ? c->next_action : renew_time(c)) <= now;
+	return p11e_cred_next_step(c) == P11E_STEP_RENEW &&
+	    c->next_action <= now;
+}
+
 time_t
 p11e_cred_due(const struct p11e_cred *c, time_t now)
 {
@@ -74,7 +154,7 @@ p11e_cred_due(const struct p11e_cred *c, time_t now)
 	(void)now;
 	switch (c->state) {
 	case P11E_CRED_INSTALLED:
-		t = c->not_after;
+		t = min_time(c->not_after, notice_time(c));
 		if (c->wait == P11E_WAIT_PIN)
 			break;
 		t = min_time(
@@ -86,14 +166,18 @@ p11e_cred_due(const struct p11e_cred *c, time_t now)
 	case P11E_CRED_RENEW_KEY_READY:
 	case P11E_CRED_RENEW_SUBMITTED:
 	case P11E_CRED_RENEW_ISSUED:
-		t = c->not_after;
+		t = min_time(c->not_after, notice_time(c));
 		if (c->wait != P11E_WAIT_PIN)
 			t = min_time(t, c->next_action ? c->next_action : 1);
+		break;
+	case P11E_CRED_ISSUED:
+		/* the token was away at the write: the agent looks for it */
+		if (c->wait == P11E_WAIT_TOKEN)
+			t = c->next_action ? c->next_action : 1;
 		break;
 	case P11E_CRED_KEY_PENDING:
 	case P11E_CRED_KEY_READY:
 	case P11E_CRED_SUBMITTED:
-	case P11E_CRED_ISSUED:
 	case P11E_CRED_REJECTED:
 	case P11E_CRED_NEEDS_OPERATOR:
 	case P11E_CRED_EXPIRED:
@@ -601,12 +685,14 @@ step_install(struct run *r, time_t grace)
 	c->next_action = 0;
 	c->retries = 0;
 	c->wait = P11E_WAIT_NONE;
+	c->notices = 0; /* a new certificate: its own notices */
 	clear_error(c);
 	if ((err = save(r->agent, c, r->detail)) != P11E_OK)
 		return err;
 	p11e_info("%s: renewed: serial %s, valid until %lld; the old pair "
 		  "stays %lld s",
 	    c->name, c->serial, (long long)c->not_after, (long long)grace);
+	p11e_agent_event(r->agent, P11E_EVENT_RENEWED, c, p11e_http_now());
 	p11e_crashpoint("renew-after-installed");
 	return P11E_OK;
 }
@@ -667,6 +753,8 @@ rejected(struct run *r, enum p11e_err err)
 	set_error(c, err, r->detail);
 	if (p11e_journal_save(r->agent->state_dir, c) != P11E_OK)
 		return;
+	p11e_agent_event(
+	    r->agent, P11E_EVENT_RENEWAL_FAILED, c, p11e_http_now());
 	if (!c->same_key && c->new_idlen > 0 && r->s.tok != NULL &&
 	    p11e_token_delete(r->s.tok, c->new_id, c->new_idlen, &deleted) ==
 		P11E_OK)
@@ -682,12 +770,6 @@ server_transient(enum p11e_err err)
 	return err == P11E_ERR_SERVER_UNREACHABLE ||
 	    err == P11E_ERR_SERVER_BUSY || err == P11E_ERR_BAD_RESPONSE ||
 	    err == P11E_ERR_SERVER_UNTRUSTED;
-}
-
-static bool
-token_transient(enum p11e_err err)
-{
-	return err == P11E_ERR_TOKEN_ABSENT || err == P11E_ERR_TOKEN_NOT_FOUND;
 }
 
 static bool
@@ -799,9 +881,17 @@ fail:
 		p11e_error("%s: renewal refused: %s", c->name, r->detail);
 		rejected(r, err);
 		goto out;
-	} else if (server_transient(err) || token_transient(err)) {
-		c->wait =
-		    server_transient(err) ? P11E_WAIT_SERVER : P11E_WAIT_TOKEN;
+	} else if (p11e_token_absent(err)) {
+		/* looked for every few seconds, and at a udev event */
+		if (c->wait != P11E_WAIT_TOKEN) {
+			p11e_agent_insert_token(c, r->detail);
+			p11e_info("%s: renewal: %s", c->name, r->detail);
+			set_error(c, err, r->detail);
+		}
+		c->wait = P11E_WAIT_TOKEN;
+		c->next_action = now + P11E_TOKEN_POLL;
+	} else if (server_transient(err)) {
+		c->wait = P11E_WAIT_SERVER;
 		if (c->next_action <= now)
 			c->next_action = backoff(c, now);
 		utc(c->next_action, when, sizeof(when));
@@ -833,36 +923,44 @@ out:
 
 /* Whatever is due for one record: expiry, renewal, the old pair. */
 static void
-act(struct p11e_agent *agent, const char *name, time_t now)
+act(struct p11e_agent *agent, const char *name, time_t now, bool token_event)
 {
 	char detail[P11E_DETAIL_MAX] = "";
 	struct p11e_cred c;
 	struct run r;
 
 	p11e_cred_init(&c);
+	memset(&r, 0, sizeof(r));
 	if (p11e_journal_load(
 		agent->state_dir, name, &c, detail, sizeof(detail)) != P11E_OK)
 		goto out;
+	/* a token event: the records waiting for one look at once */
+	if (token_event && c.wait == P11E_WAIT_TOKEN)
+		c.next_action = now;
 	if (p11e_cred_due(&c, now) == 0 || p11e_cred_due(&c, now) > now)
 		goto out;
-	if (now >= c.not_after) {
-		c.state = P11E_CRED_EXPIRED;
-		c.wait = P11E_WAIT_NONE;
-		c.next_action = 0;
-		c.last_err = P11E_ERR_CERT_EXPIRED;
-		snprintf(c.last_error, sizeof(c.last_error), "%s", expired_msg);
-		p11e_error("credential %s (service %s, %s): %s", c.name,
-		    c.service, c.subject, expired_msg);
-		(void)p11e_journal_save(agent->state_dir, &c);
+	if (c.state == P11E_CRED_ISSUED) {
+		/* an enrollment whose token was away at the write */
+		svc_find(agent, c.service, &r.svc);
+		r.unattended = token_uri(&c, &r.svc, r.uri, sizeof(r.uri));
+		(void)p11e_agent_enroll_finish(
+		    agent, &c, r.uri, r.unattended, detail);
+		p11e_conf_free(r.svc.user);
 		goto out;
 	}
+	if (now >= c.not_after) {
+		expire(agent, &c, now);
+		goto out;
+	}
+	if (notices(agent, &c, now))
+		(void)p11e_journal_save(agent->state_dir, &c);
 	memset(&r, 0, sizeof(r));
 	r.agent = agent;
 	r.c = &c;
 	r.detail = detail;
 	if (c.state == P11E_CRED_INSTALLED && c.old_idlen > 0 &&
 	    c.old_remove_at > 0 && c.old_remove_at <= now &&
-	    (c.next_action ? c.next_action : renew_time(&c)) > now) {
+	    !renewal_due(&c, now)) {
 		/* only the old pair is due */
 		svc_find(agent, c.service, &r.svc);
 		if (!token_uri(&c, &r.svc, r.uri, sizeof(r.uri))) {
@@ -886,7 +984,8 @@ act(struct p11e_agent *agent, const char *name, time_t now)
 		p11e_conf_free(r.svc.user);
 		goto out;
 	}
-	(void)renew_run(&r);
+	if (renewal_due(&c, now))
+		(void)renew_run(&r);
 out:
 	p11e_cred_clear(&c);
 }
@@ -896,6 +995,8 @@ struct scan {
 	char *due[DUE_MAX];
 	size_t ndue;
 	bool more;
+	bool token_event; /* WAITING_TOKEN records are due now */
+	size_t token_waiting;
 };
 
 static void
@@ -908,6 +1009,11 @@ scan_cb(void *data, const char *name, const struct p11e_cred *c,
 	(void)problem;
 	if (c == NULL || (t = p11e_cred_due(c, s->now)) == 0)
 		return;
+	if (c->wait == P11E_WAIT_TOKEN) {
+		s->token_waiting++;
+		if (s->token_event)
+			t = s->now;
+	}
 	if (t > s->now) {
 		s->next = min_time(s->next, t);
 	} else if (s->ndue < DUE_MAX) {
@@ -932,7 +1038,9 @@ p11e_agent_schedule(struct p11e_agent *agent)
 		memset(&s, 0, sizeof(s));
 		/* certificate times are the server's: so is now */
 		s.now = p11e_http_now();
+		s.token_event = pass == 0 && agent->token_event;
 		(void)p11e_journal_list(agent->state_dir, scan_cb, &s);
+		agent->token_waiting = s.token_waiting;
 		if (s.ndue == 0 && !s.more)
 			break;
 		if (pass == 2) {
@@ -943,10 +1051,11 @@ p11e_agent_schedule(struct p11e_agent *agent)
 			break;
 		}
 		for (i = 0; i < s.ndue; i++) {
-			act(agent, s.due[i], s.now);
+			act(agent, s.due[i], s.now, s.token_event);
 			free(s.due[i]);
 		}
 	}
+	agent->token_event = 0;
 	/* the timer runs on the local clock */
 	if (s.next != 0)
 		s.next -= (time_t)p11e_http_skew();
@@ -1007,14 +1116,8 @@ p11e_method_renew(
 		snprintf(detail, P11E_DETAIL_MAX,
 		    "credential %s (serial %s) expired at %s", c.name, c.serial,
 		    when);
-		if (c.state != P11E_CRED_EXPIRED) {
-			c.state = P11E_CRED_EXPIRED;
-			c.wait = P11E_WAIT_NONE;
-			c.last_err = P11E_ERR_CERT_EXPIRED;
-			snprintf(c.last_error, sizeof(c.last_error), "%s",
-			    expired_msg);
-			(void)p11e_journal_save(agent->state_dir, &c);
-		}
+		if (c.state != P11E_CRED_EXPIRED)
+			expire(agent, &c, p11e_http_now());
 		err = P11E_ERR_CERT_EXPIRED;
 		goto out;
 	}

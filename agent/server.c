@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <libudev.h>
+
 #include "agent/agent.h"
 #include "agent/methods.h"
 #include "common/crashpoint.h"
@@ -37,6 +39,74 @@ struct client {
 };
 
 static struct client clients[MAX_CLIENTS];
+
+/*
+ * Token hot-plug (doc/p11enrolld.8 "Tokens"): a udev monitor of the
+ * subsystems tokens and readers appear in, open only while a credential
+ * waits for its token (an idle agent holds none and never wakes up).
+ * An event makes the waiting records look for their token at once;
+ * between events they look every P11E_TOKEN_POLL seconds (SoftHSM2
+ * tokens are files and make no event; p11-kit's proxy has no
+ * C_WaitForSlotEvent).
+ */
+static struct udev *udev;
+static struct udev_monitor *udev_mon;
+
+static int
+udev_open(void)
+{
+	static const char *const subsystems[] = { "usb", "hidraw", "usbmisc",
+		NULL };
+	size_t i;
+
+	if ((udev = udev_new()) == NULL ||
+	    (udev_mon = udev_monitor_new_from_netlink(udev, "udev")) == NULL)
+		goto fail;
+	for (i = 0; subsystems[i] != NULL; i++) {
+		if (udev_monitor_filter_add_match_subsystem_devtype(
+			udev_mon, subsystems[i], NULL) < 0)
+			goto fail;
+	}
+	if (udev_monitor_enable_receiving(udev_mon) < 0)
+		goto fail;
+	p11e_debug(P11E_DEBUG_AGENT, "watching udev for tokens");
+	return udev_monitor_get_fd(udev_mon);
+fail:
+	/* no udev (a container): the poll alone finds the token */
+	p11e_debug(P11E_DEBUG_AGENT, "no udev monitor: polling only");
+	udev_monitor_unref(udev_mon);
+	udev_unref(udev);
+	udev_mon = NULL;
+	udev = NULL;
+	return -1;
+}
+
+static void
+udev_close(void)
+{
+	udev_monitor_unref(udev_mon);
+	udev_unref(udev);
+	udev_mon = NULL;
+	udev = NULL;
+}
+
+/* Drains the monitor; true if a device came or went. */
+static bool
+udev_event(void)
+{
+	struct udev_device *d;
+	bool any = false;
+
+	while ((d = udev_monitor_receive_device(udev_mon)) != NULL) {
+		p11e_debug(P11E_DEBUG_AGENT, "udev: %s %s",
+		    udev_device_get_action(d) ? udev_device_get_action(d) : "?",
+		    udev_device_get_subsystem(d) ? udev_device_get_subsystem(d)
+						 : "?");
+		udev_device_unref(d);
+		any = true;
+	}
+	return any;
+}
 
 static void
 client_close(struct client *c)
@@ -325,11 +395,11 @@ arm(int tfd, time_t deadline)
 enum p11e_err
 p11e_agent_serve(struct p11e_agent *agent)
 {
-	struct pollfd pfd[3 + MAX_CLIENTS];
+	struct pollfd pfd[4 + MAX_CLIENTS];
 	struct signalfd_siginfo si;
 	uint64_t ticks;
 	time_t deadline = 0;
-	int lfd, sfd, tfd, i, n;
+	int lfd, sfd, tfd, ufd = -1, i, n;
 	enum p11e_err err = P11E_OK;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -370,6 +440,13 @@ p11e_agent_serve(struct p11e_agent *agent)
 			agent->reschedule = 0;
 			deadline = p11e_agent_schedule(agent);
 			arm(tfd, deadline);
+			if (agent->token_waiting > 0 && udev_mon == NULL)
+				ufd = udev_open();
+			else if (agent->token_waiting == 0 &&
+			    udev_mon != NULL) {
+				udev_close();
+				ufd = -1;
+			}
 		}
 		pfd[0].fd = lfd;
 		pfd[0].events = POLLIN;
@@ -382,11 +459,14 @@ p11e_agent_serve(struct p11e_agent *agent)
 			pfd[3 + i].events = (clients[i].closing ? 0 : POLLIN) |
 			    (clients[i].out.len ? POLLOUT : 0);
 		}
+		pfd[3 + MAX_CLIENTS].fd = ufd;
+		pfd[3 + MAX_CLIENTS].events = POLLIN;
+		pfd[3 + MAX_CLIENTS].revents = 0;
 		/*
 		 * No timeout: a connection, a signal or the timer of the
 		 * next deadline (none while nothing is due) wakes us.
 		 */
-		n = poll(pfd, 3 + MAX_CLIENTS, -1);
+		n = poll(pfd, 4 + MAX_CLIENTS, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -408,6 +488,10 @@ p11e_agent_serve(struct p11e_agent *agent)
 					  "schedule again");
 			agent->reschedule = 1;
 		}
+		if ((pfd[3 + MAX_CLIENTS].revents & POLLIN) && udev_event()) {
+			agent->token_event = 1;
+			agent->reschedule = 1;
+		}
 		for (i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = &clients[i];
 			short re = pfd[3 + i].revents;
@@ -427,6 +511,7 @@ p11e_agent_serve(struct p11e_agent *agent)
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		client_close(&clients[i]);
+	udev_close();
 	close(lfd);
 	close(sfd);
 	close(tfd);

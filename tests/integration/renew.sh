@@ -33,7 +33,7 @@ done
 "$RA" --help 2>/dev/null | grep -q '^  serve' ||
     tap_skip_all "p11enroll-ra serve not built"
 
-tap_plan 31
+tap_plan 34
 
 tap_tmpdir T
 agent_env "$T"
@@ -86,7 +86,17 @@ en_user S0000 || tap_bail "user add failed"
 SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0000.inv")
 printf '%s\n' "$PIN" >"$T/pin"
 chmod 0600 "$T/pin"
+# the [notify] hook: one line per event
+cat >"$T/hook" <<EOF
+#!/bin/sh
+echo "\$1 \$P11ENROLL_CREDENTIAL \$P11ENROLL_DAYS_LEFT" >>'$T/events.log'
+EOF
+chmod 0755 "$T/hook"
+: >"$T/events.log"
 cat >"$P11ENROLL_CONF" <<EOF
+[notify]
+hook = $T/hook
+
 [service ra]
 url = $URL
 server-pin = $SPIN
@@ -199,6 +209,16 @@ rc=$?
 cat "$T/exp.out" >&2
 tap_check "p11enroll renew exits 6 and says so" sh -c \
     "test $rc = 6 && grep -q 'ask your administrator to reissue' '$T/exp.out'"
+
+cat "$T/events.log" >&2
+tap_check "the hook: S0001 renewed, S0003 renewed, once each" sh -c \
+    "test \$(grep -c '^renewed $C1 ' '$T/events.log') = 1 &&
+    test \$(grep -c '^renewed $C3 ' '$T/events.log') = 1"
+tap_check "the hook: S0002's renewal-failed, S0004 expired (0 days left)" \
+    sh -c "grep -qx 'renewal-failed $C2 1' '$T/events.log' &&
+    grep -qx 'expired $C4 0' '$T/events.log'"
+tap_check "no expiry notice for certificates shorter than a day" sh -c \
+    "! grep -q '^expiry-notice' '$T/events.log'"
 
 # the token: each credential one key pair and one certificate
 # (S0003's old pair is still in its grace period: 1 day, the default)

@@ -595,9 +595,12 @@ p11e_method_admin_audit(
 	return admin_get(agent, params, "/api/v1/admin/audit", result, detail);
 }
 
-/* POST users/{user}/certificate or /unlock with the checked params. */
+/*
+ * POST users/{user}/what (certificate, unlock or otp) with the checked
+ * params.
+ */
 static enum p11e_err
-user_post(struct p11e_agent *agent, json_t *params, bool unlock,
+user_post(struct p11e_agent *agent, json_t *params, const char *what,
     json_t **result, char *detail)
 {
 	struct p11e_http_admin_reply r;
@@ -623,15 +626,13 @@ user_post(struct p11e_agent *agent, json_t *params, bool unlock,
 	if ((err = need_token(detail)) != P11E_OK ||
 	    (err = conn_open(agent, params, &c, detail)) != P11E_OK)
 		return err;
-	snprintf(path, sizeof(path), "/api/v1/admin/users/%s/%s", user,
-	    unlock ? "unlock" : "certificate");
+	snprintf(path, sizeof(path), "/api/v1/admin/users/%s/%s", user, what);
 	body = json_pack("{s:O}", "confirmation_pin",
 	    json_object_get(params, "confirmation_pin"));
-	if (body != NULL && !unlock)
+	if (body != NULL && json_object_get(params, "action") != NULL)
 		json_object_set(
 		    body, "action", json_object_get(params, "action"));
-	if (body != NULL && !unlock &&
-	    json_object_get(params, "reason") != NULL)
+	if (body != NULL && json_object_get(params, "reason") != NULL)
 		json_object_set(
 		    body, "reason", json_object_get(params, "reason"));
 	err = call(&c, "POST", path, body, true, &r, detail);
@@ -661,12 +662,13 @@ p11e_method_admin_certificate(
 
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		return err;
-	return user_post(agent, params, false, result, detail);
+	return user_post(agent, params, "certificate", result, detail);
 }
 
-enum p11e_err
-p11e_method_admin_unlock(
-    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+/* {user, confirmation_pin} to POST users/{user}/what (unlock, otp). */
+static enum p11e_err
+user_confirmed(struct p11e_agent *agent, json_t *params, const char *what,
+    json_t **result, char *detail)
 {
 	static const struct p11e_param allowed[] = {
 		{ "user", JSON_STRING, true },
@@ -678,7 +680,21 @@ p11e_method_admin_unlock(
 
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		return err;
-	return user_post(agent, params, true, result, detail);
+	return user_post(agent, params, what, result, detail);
+}
+
+enum p11e_err
+p11e_method_admin_unlock(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+{
+	return user_confirmed(agent, params, "unlock", result, detail);
+}
+
+enum p11e_err
+p11e_method_admin_otp(
+    struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
+{
+	return user_confirmed(agent, params, "otp", result, detail);
 }
 
 enum p11e_err

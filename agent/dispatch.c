@@ -118,6 +118,7 @@ static const struct {
 	{ "AdminCertificate", p11e_method_admin_certificate, true },
 	{ "AdminUserAdd", p11e_method_admin_user_add, true },
 	{ "AdminUnlock", p11e_method_admin_unlock, true },
+	{ "AdminOtp", p11e_method_admin_otp, true },
 	{ "AdminAudit", p11e_method_admin_audit, true },
 	{ "AdminLogout", p11e_method_admin_logout, false },
 };

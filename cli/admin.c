@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/qr.h"
 #include "common/secret.h"
 
 /*
@@ -352,28 +353,25 @@ usage:
 	return P11E_EXIT_USAGE;
 }
 
-static int
-admin_unlock(struct p11e_cli *cli, int argc, char **argv)
+/*
+ * Calls method {user, confirmation_pin} after saying what it will do
+ * ("TITLE USER: EFFECT"), with the token PIN and the confirmation PIN.
+ * *res: the agent's result.
+ */
+static enum p11e_err
+user_confirmed(struct p11e_cli *cli, const char *method, const char *user,
+    const char *title, const char *effect, json_t **res)
 {
-	json_t *p = NULL, *res = NULL;
+	json_t *p = NULL;
 	enum p11e_err err;
 	bool in;
 
-	if (argc != 2) {
-		p11e_error("usage: p11enroll admin unlock USER");
-		return P11E_EXIT_USAGE;
-	}
 	if (!cli->json) {
-		printf(
-		    "Unlock (ロック解除) %s: its failure counters are cleared "
-		    "and it can log in again.\n",
-		    argv[1]);
+		printf("%s %s: %s\n", title, user, effect);
 		fflush(stdout);
 	}
-	if ((p = json_pack("{s:s}", "user", argv[1])) == NULL) {
-		err = P11E_ERR_NOMEM;
-		goto out;
-	}
+	if ((p = json_pack("{s:s}", "user", user)) == NULL)
+		return P11E_ERR_NOMEM;
 	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
 		goto out;
 	if (!in) {
@@ -384,9 +382,27 @@ admin_unlock(struct p11e_cli *cli, int argc, char **argv)
 	if ((err = add_secret(cli, p, "confirmation_pin",
 		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
 		goto out;
-	err = p11e_cli_call_agent(cli, "AdminUnlock", p, &res);
+	err = p11e_cli_call_agent(cli, method, p, res);
 	p = NULL;
-	if (err != P11E_OK)
+out:
+	json_decref(p);
+	return err;
+}
+
+static int
+admin_unlock(struct p11e_cli *cli, int argc, char **argv)
+{
+	json_t *res = NULL;
+	enum p11e_err err;
+
+	if (argc != 2) {
+		p11e_error("usage: p11enroll admin unlock USER");
+		return P11E_EXIT_USAGE;
+	}
+	if ((err = user_confirmed(cli, "AdminUnlock", argv[1],
+		 "Unlock (ロック解除)",
+		 "its failure counters are cleared and it can log in again.",
+		 &res)) != P11E_OK)
 		goto out;
 	if (cli->json)
 		p11e_cli_print_json(res);
@@ -401,7 +417,38 @@ admin_unlock(struct p11e_cli *cli, int argc, char **argv)
 		    (long long)json_integer_value(
 			json_object_get(res, "grid_failures")));
 out:
-	json_decref(p);
+	json_decref(res);
+	return p11e_cli_exit_code(err);
+}
+
+static int
+admin_otp(struct p11e_cli *cli, int argc, char **argv)
+{
+	json_t *res = NULL;
+	enum p11e_err err;
+
+	if (argc != 2) {
+		p11e_error("usage: p11enroll admin otp USER");
+		return P11E_EXIT_USAGE;
+	}
+	if ((err = user_confirmed(cli, "AdminOtp", argv[1],
+		 "One-time password registration (ワンタイムパスワード登録) "
+		 "for",
+		 "a new TOTP secret replaces its current one, which stops "
+		 "working at once.",
+		 &res)) != P11E_OK)
+		goto out;
+	if (cli->json) {
+		p11e_cli_print_json(res);
+	} else {
+		printf("One-time password token %s assigned to %s.\n"
+		       "Scan into an authenticator app (shown only once):\n"
+		       "  %s\n",
+		    str(res, "serial"), str(res, "user_id"),
+		    str(res, "otpauth_uri"));
+		p11e_qr_print(str(res, "otpauth_uri"));
+	}
+out:
 	json_decref(res);
 	return p11e_cli_exit_code(err);
 }
@@ -594,14 +641,14 @@ p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 		return admin_user_add(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "unlock") == 0)
 		return admin_unlock(cli, argc - 1, argv + 1);
+	if (strcmp(sub, "otp") == 0)
+		return admin_otp(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "logout") == 0)
 		return admin_logout(cli, argc - 1);
 	if (strcmp(sub, "status") == 0)
 		return admin_status(cli);
-	p11e_error(
-	    "usage: p11enroll admin "
-	    "enroll|login|users|user-add|reissue|revoke|keep|unlock|audit|"
-	    "logout|"
-	    "status ...");
+	p11e_error("usage: p11enroll admin "
+		   "enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
+		   "audit|logout|status ...");
 	return P11E_EXIT_USAGE;
 }

@@ -44,10 +44,8 @@ static const struct command commands[] = {
 	{ "service", p11e_cmd_service,
 	    "add NAME URL [--trust-fingerprint PIN]: a service of your own" },
 	{ "admin", p11e_cmd_admin,
-	    "enroll|login|users|reissue|revoke|keep|unlock|audit|logout|"
-	    "status: "
-	    "the "
-	    "administrator's commands" },
+	    "enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
+	    "audit|logout|status: the administrator's commands" },
 	{ "browser", p11e_cmd_browser,
 	    "setup [--undo] [--system]: register p11-kit-proxy in browsers" },
 	{ "config", cmd_config, "config check: validate the configuration" },

@@ -22,6 +22,7 @@
 #include "server/card.h"
 #include "server/hash.h"
 #include "server/seal.h"
+#include "server/totp.h"
 
 /*
  * The administrator API (DESIGN §4, doc/protocol.md "Administrator API").
@@ -1578,38 +1579,40 @@ out:
 	p11e_secret_free(pw);
 }
 
-/* ---- POST /api/v1/admin/users/{user}/unlock ---- */
+/* ---- the other actions on a user: unlock, otp ---- */
 
 /*
- * Clears a user's failure counters and lock (the seed's ロック解除), with
- * the confirmation PIN, as `p11enroll-ra unlock` does in the back office.
+ * The start of an action on a user of the administrator's contract
+ * whose body is {"confirmation_pin"} only: the admin token, the user
+ * into *t and "CONTRACT/USER" into target (64 bytes; 404 unknown-user
+ * outside the contract), then the confirmation PIN (a wrong one is
+ * counted and audited as action, with why, and nothing else is done).
+ * True with a transaction open and the administrator's failures reset;
+ * false when the request was answered.
  */
-static void
-unlock_action(struct acall *c, const char *user_id)
+static bool
+user_confirmed(struct acall *c, const char *user_id, const char *action,
+    const char *why, struct p11e_db_user *t, char target[64])
 {
 	static const char *const keys[] = { "confirmation_pin", NULL };
 	struct p11e_secret *cpin = NULL;
-	struct p11e_db_user t;
-	sqlite3_stmt *st = NULL;
 	enum p11e_err err = P11E_OK;
-	char target[64], detail[96];
-	bool ok, locked;
+	bool ok = false, locked;
 	json_t *j;
 
 	if ((j = body_object(c)) == NULL)
-		return;
+		return false;
 	if (!keys_only(j, keys) ||
 	    (cpin = secret_member(j, "confirmation_pin", PIN_MAX)) == NULL) {
 		json_decref(j);
 		bad_request(c, "expected {\"confirmation_pin\": \"...\"}");
-		return;
+		return false;
 	}
 	json_decref(j);
-	j = NULL;
-	if (!admin_token(c, "admin-unlock"))
+	if (!admin_token(c, action))
 		goto out;
 	if (!p11e_db_valid_user_id(user_id) ||
-	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t)) ==
+	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, t)) ==
 		P11E_ERR_NOT_FOUND) {
 		err = P11E_OK;
 		problem(c, 404, "unknown-user", "Unknown user",
@@ -1618,18 +1621,18 @@ unlock_action(struct acall *c, const char *user_id)
 	}
 	if (err != P11E_OK)
 		goto out;
-	snprintf(target, sizeof(target), "%s/%s", t.contract_id, t.user_id);
+	snprintf(target, 64, "%s/%s", t->contract_id, t->user_id);
 	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
 	    (err = begin_fresh(c)) != P11E_OK)
 		goto out;
-	if (locked_refusal(c, "admin-unlock")) {
+	if (locked_refusal(c, action)) {
+		ok = false;
 		err = p11e_db_commit(c->db);
 		goto out;
 	}
 	if (!ok) {
-		if ((err = count_failure(c, false, "admin-unlock", target,
-			 "unlock: confirmation PIN wrong, not done",
-			 &locked)) != P11E_OK)
+		if ((err = count_failure(
+			 c, false, action, target, why, &locked)) != P11E_OK)
 			goto out;
 		if (locked)
 			problem(c, 403, "account-locked", "Account locked",
@@ -1640,8 +1643,36 @@ unlock_action(struct acall *c, const char *user_id)
 			    "Wrong confirmation PIN", "nothing was done");
 		goto out;
 	}
-	if ((err = reset_failures(c, false)) != P11E_OK ||
-	    (err = p11e_db_user_get(c->db, t.id, &t)) != P11E_OK ||
+	err = reset_failures(c, false);
+out:
+	if (err != P11E_OK) {
+		ok = false;
+		if (c->db != NULL)
+			p11e_db_rollback(c->db);
+		unavailable(c);
+	}
+	p11e_secret_free(cpin);
+	return ok;
+}
+
+/*
+ * POST /api/v1/admin/users/{user}/unlock: clears a user's failure
+ * counters and lock (the seed's ロック解除), with the confirmation PIN,
+ * as `p11enroll-ra unlock` does in the back office.
+ */
+static void
+unlock_action(struct acall *c, const char *user_id)
+{
+	struct p11e_db_user t;
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err = P11E_OK;
+	char target[64], detail[96];
+	json_t *j = NULL;
+
+	if (!user_confirmed(c, user_id, "admin-unlock",
+		"unlock: confirmation PIN wrong, not done", &t, target))
+		return;
+	if ((err = p11e_db_user_get(c->db, t.id, &t)) != P11E_OK ||
 	    (err = p11e_db_prepare(c->db,
 		 "UPDATE users SET failures = 0, grid_failures = 0,"
 		 " locked = 0 WHERE id = ?",
@@ -1661,12 +1692,58 @@ unlock_action(struct acall *c, const char *user_id)
 	json_reply(c, j);
 out:
 	if (err != P11E_OK) {
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
+		p11e_db_rollback(c->db);
 		unavailable(c);
 	}
 	json_decref(j);
-	p11e_secret_free(cpin);
+}
+
+/*
+ * POST /api/v1/admin/users/{user}/otp: a new TOTP token for a user of
+ * the contract (the seed's ワンタイムパスワード登録), with the
+ * confirmation PIN, as `p11enroll-ra otp assign` does in the back office:
+ * the user's earlier token stops working at once.  The otpauth:// URI is
+ * in this answer only.
+ */
+static void
+otp_action(struct acall *c, const char *user_id)
+{
+	struct p11e_totp_params params = p11e_totp_default_params;
+	struct p11e_secret *secret = NULL, *uri = NULL;
+	char target[64], detail[80], serial[P11E_TOTP_SERIAL_MAX];
+	struct p11e_db_user t;
+	enum p11e_err err = P11E_OK;
+	json_t *j = NULL;
+
+	if (!user_confirmed(c, user_id, "admin-otp-assign",
+		"otp assign: confirmation PIN wrong, not done", &t, target))
+		return;
+	/* the URI first: once committed, the answer is the only copy */
+	params.step = c->a->policy->otp_step;
+	if ((err = p11e_totp_soft_new(&secret, serial)) != P11E_OK ||
+	    (err = p11e_totp_user_uri(
+		 secret, &params, t.contract_id, t.user_id, &uri)) != P11E_OK)
+		goto out;
+	snprintf(detail, sizeof(detail), "serial=%s", serial);
+	if ((err = p11e_totp_assign(c->db, c->a->ra->data_key, t.id, serial,
+		 secret, &params, c->now)) != P11E_OK ||
+	    (err = audit(c, c->actor, "admin-otp-assign", target, "ok",
+		 detail)) != P11E_OK ||
+	    (err = p11e_db_commit(c->db)) != P11E_OK)
+		goto out;
+	j = json_pack("{s:s, s:s, s:s%, s:i, s:i}", "user_id", t.user_id,
+	    "serial", serial, "otpauth_uri", p11e_secret_str(uri),
+	    p11e_secret_len(uri), "digits", (int)params.digits, "period",
+	    (int)params.step);
+	json_reply(c, j);
+out:
+	if (err != P11E_OK) {
+		p11e_db_rollback(c->db);
+		unavailable(c);
+	}
+	json_decref(j);
+	p11e_secret_free(secret);
+	p11e_secret_free(uri);
 }
 
 /* ---- routing ---- */
@@ -1710,12 +1787,14 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 	} else if (strncmp(rest, "users/", 6) == 0 &&
 	    (slash = strchr(rest + 6, '/')) != NULL &&
 	    (strcmp(slash, "/certificate") == 0 ||
-		strcmp(slash, "/unlock") == 0) &&
+		strcmp(slash, "/unlock") == 0 || strcmp(slash, "/otp") == 0) &&
 	    (size_t)(slash - (rest + 6)) < sizeof(user_id)) {
 		memcpy(user_id, rest + 6, (size_t)(slash - (rest + 6)));
 		user_id[slash - (rest + 6)] = '\0';
 		if (strcmp(slash, "/unlock") == 0)
 			unlock_action(&c, user_id);
+		else if (strcmp(slash, "/otp") == 0)
+			otp_action(&c, user_id);
 		else
 			certificate_action(&c, user_id);
 	} else {

@@ -6,7 +6,8 @@
  * The administrator API of p11enroll-ra serve, /api/v1/admin/ (DESIGN §4,
  * doc/protocol.md): the admin session (client certificate + contract PIN
  * + grid challenge), the user list, reissue / revoke / keep with the
- * confirmation PIN, the audit trail and logout.  server/serve.c routes
+ * confirmation PIN, user registration, unlock and OTP-token assignment,
+ * the audit trail and logout.  server/serve.c routes
  * every path under /api/v1/admin/ here; this module keeps its own
  * database connections.
  */

@@ -15,11 +15,11 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <pskc/pskc.h>
-#include <qrencode.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/num.h"
+#include "common/qr.h"
 #include "server/ca.h"
 #include "server/card.h"
 #include "server/hash.h"
@@ -555,40 +555,6 @@ p11e_ra_cmd_user(struct p11e_ra *ra, int argc, char **argv)
 
 /* ---- otp assign / check ---- */
 
-static void
-print_qr(const char *text)
-{
-	QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
-	int x, y, w;
-
-	if (qr == NULL)
-		return;
-	w = qr->width;
-	/* two rows per line with half blocks, a quiet zone of 2 */
-	for (y = -2; y < w + 2; y += 2) {
-		printf("  ");
-		for (x = -2; x < w + 2; x++) {
-			bool top = y >= 0 && y < w && x >= 0 && x < w &&
-			    (qr->data[y * w + x] & 1);
-			bool bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w &&
-			    (qr->data[(y + 1) * w + x] & 1);
-
-			/* dark modules as spaces on a light block */
-			if (top && bot)
-				printf(" ");
-			else if (top)
-				printf("\u2584");
-			else if (bot)
-				printf("\u2580");
-			else
-				printf("\u2588");
-		}
-		printf("\n");
-	}
-	p11e_wipe(qr->data, (size_t)w * (size_t)w);
-	QRcode_free(qr);
-}
-
 /* The first PSKC key package with serial, its secret and parameters. */
 static enum p11e_err
 pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
@@ -684,13 +650,10 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 	struct p11e_secret *secret = NULL, *uri = NULL;
 	struct p11e_totp_params params = p11e_totp_default_params;
 	struct p11e_db_user u;
-	struct p11e_buf sealed;
-	sqlite3_stmt *st = NULL;
-	char target[64], aad[64], gen_serial[40];
+	char target[64], gen_serial[P11E_TOTP_SERIAL_MAX], detail[80];
 	enum p11e_err err;
 	int c;
 
-	p11e_buf_init(&sealed, 4096);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'p')
 			pskc = optarg;
@@ -716,48 +679,19 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 			 pskc, serial, &secret, &params.digits)) != P11E_OK)
 			goto out;
 	} else {
-		unsigned char r[4];
-
-		if ((err = p11e_totp_secret_new(&secret)) != P11E_OK)
+		if ((err = p11e_totp_soft_new(&secret, gen_serial)) != P11E_OK)
 			goto out;
-		if (RAND_bytes(r, sizeof(r)) != 1) {
-			err = P11E_ERR_CRYPTO;
-			goto out;
-		}
-		snprintf(gen_serial, sizeof(gen_serial),
-		    "soft-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
 		serial = gen_serial;
 	}
 	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
-	snprintf(aad, sizeof(aad), "otp:%lld", (long long)u.id);
-	if ((err = p11e_seal(ra->data_key, aad, secret, &sealed)) != P11E_OK ||
-	    (err = p11e_db_begin(ra->db)) != P11E_OK ||
-	    (err = p11e_db_prepare(ra->db,
-		 "INSERT INTO otp_tokens (user, serial, secret, digits, step,"
-		 " created) VALUES (?, ?, ?, ?, ?, ?)"
-		 " ON CONFLICT (user) DO UPDATE SET serial = excluded.serial,"
-		 " secret = excluded.secret, digits = excluded.digits,"
-		 " step = excluded.step, last_used_step = -1,"
-		 " created = excluded.created",
-		 &st)) != P11E_OK)
+	snprintf(detail, sizeof(detail), "serial=%s%s", serial,
+	    pskc != NULL ? " (PSKC)" : "");
+	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
+	    (err = p11e_totp_assign(ra->db, ra->data_key, u.id, serial, secret,
+		 &params, time(NULL))) != P11E_OK ||
+	    (err = audit(ra, "otp-assign", target, "ok", detail)) != P11E_OK ||
+	    (err = p11e_db_commit(ra->db)) != P11E_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, u.id);
-	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, sealed.data, (int)sealed.len, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, (int)params.digits);
-	sqlite3_bind_int(st, 5, (int)params.step);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
-	{
-		char detail[80];
-
-		snprintf(detail, sizeof(detail), "serial=%s%s", serial,
-		    pskc != NULL ? " (PSKC)" : "");
-		if ((err = p11e_db_step_done(ra->db, st)) != P11E_OK ||
-		    (err = audit(ra, "otp-assign", target, "ok", detail)) !=
-			P11E_OK ||
-		    (err = p11e_db_commit(ra->db)) != P11E_OK)
-			goto out;
-	}
 	if (pskc != NULL) {
 		if (ra->json) {
 			json_t *j = json_pack("{s:s, s:s, s:s, s:i}",
@@ -772,15 +706,9 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 		}
 		goto out;
 	}
-	{
-		char account[64];
-
-		snprintf(account, sizeof(account), "%s %s", u.contract_id,
-		    u.user_id);
-		if ((err = p11e_totp_uri(secret, &params, "p11enroll", account,
-			 &uri)) != P11E_OK)
-			goto out;
-	}
+	if ((err = p11e_totp_user_uri(
+		 secret, &params, u.contract_id, u.user_id, &uri)) != P11E_OK)
+		goto out;
 	if (ra->json) {
 		json_t *j = json_pack("{s:s, s:s, s:s, s:s%}", "contract_id",
 		    u.contract_id, "user_id", u.user_id, "serial", serial,
@@ -793,7 +721,7 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 		       "Scan into an authenticator app (shown only once):\n"
 		       "  %s\n",
 		    serial, target, p11e_secret_str(uri));
-		print_qr(p11e_secret_str(uri));
+		p11e_qr_print(p11e_secret_str(uri));
 	}
 out:
 	if (err != P11E_OK) {
@@ -801,7 +729,6 @@ out:
 		if (err != P11E_ERR_NOT_FOUND)
 			p11e_ra_fail(err, NULL);
 	}
-	p11e_buf_clear(&sealed);
 	p11e_secret_free(secret);
 	p11e_secret_free(uri);
 	return p11e_ra_exit(err);

@@ -8,7 +8,9 @@
 #include <liboath/oath.h>
 #include <openssl/rand.h>
 
+#include "common/buf.h"
 #include "common/log.h"
+#include "server/seal.h"
 #include "server/totp.h"
 
 const struct p11e_totp_params p11e_totp_default_params = { 6, 30, 1,
@@ -169,4 +171,65 @@ p11e_totp_uri(const struct p11e_secret *secret,
 	}
 	*uri = u;
 	return P11E_OK;
+}
+
+enum p11e_err
+p11e_totp_soft_new(struct p11e_secret **secret, char *serial)
+{
+	unsigned char r[4];
+	enum p11e_err err;
+
+	*secret = NULL;
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		return P11E_ERR_CRYPTO;
+	if ((err = p11e_totp_secret_new(secret)) != P11E_OK)
+		return err;
+	snprintf(serial, P11E_TOTP_SERIAL_MAX, "soft-%02x%02x%02x%02x", r[0],
+	    r[1], r[2], r[3]);
+	return P11E_OK;
+}
+
+enum p11e_err
+p11e_totp_assign(struct p11e_db *db, const struct p11e_secret *data_key,
+    int64_t user, const char *serial, const struct p11e_secret *secret,
+    const struct p11e_totp_params *params, time_t now)
+{
+	struct p11e_buf sealed;
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	char aad[64];
+
+	p11e_buf_init(&sealed, 4096);
+	snprintf(aad, sizeof(aad), "otp:%lld", (long long)user);
+	if ((err = p11e_seal(data_key, aad, secret, &sealed)) != P11E_OK ||
+	    (err = p11e_db_prepare(db,
+		 "INSERT INTO otp_tokens (user, serial, secret, digits, step,"
+		 " created) VALUES (?, ?, ?, ?, ?, ?)"
+		 " ON CONFLICT (user) DO UPDATE SET serial = excluded.serial,"
+		 " secret = excluded.secret, digits = excluded.digits,"
+		 " step = excluded.step, last_used_step = -1,"
+		 " created = excluded.created",
+		 &st)) != P11E_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, user);
+	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, sealed.data, (int)sealed.len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)params->digits);
+	sqlite3_bind_int(st, 5, (int)params->step);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
+	err = p11e_db_step_done(db, st);
+out:
+	p11e_buf_clear(&sealed);
+	return err;
+}
+
+enum p11e_err
+p11e_totp_user_uri(const struct p11e_secret *secret,
+    const struct p11e_totp_params *params, const char *contract_id,
+    const char *user_id, struct p11e_secret **uri)
+{
+	char account[64];
+
+	snprintf(account, sizeof(account), "%s %s", contract_id, user_id);
+	return p11e_totp_uri(secret, params, "p11enroll", account, uri);
 }

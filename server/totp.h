@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 #include "common/secret.h"
+#include "server/db.h"
 
 enum p11e_totp_alg {
 	P11E_TOTP_SHA1 = 0, /* hardware tokens, authenticator apps */
@@ -67,5 +68,37 @@ enum p11e_err p11e_totp_secret_new(struct p11e_secret **secret);
 enum p11e_err p11e_totp_uri(const struct p11e_secret *secret,
     const struct p11e_totp_params *params, const char *issuer,
     const char *account, struct p11e_secret **uri);
+
+/* Longest serial of a token (PSKC device serial or generated). */
+#define P11E_TOTP_SERIAL_MAX 40
+
+/*
+ * A new software token: a new secret (P11E_TOTP_SECRET_LEN random bytes)
+ * and its serial "soft-" + 8 random hex digits into serial (at least
+ * P11E_TOTP_SERIAL_MAX bytes).
+ */
+enum p11e_err p11e_totp_soft_new(struct p11e_secret **secret, char *serial);
+
+/*
+ * The OTP-token assignment (the seed's ワンタイムパスワード登録), shared by
+ * `p11enroll-ra otp assign` and the admin API: inside the caller's open
+ * transaction on db, stores secret sealed with data_key (bound to
+ * "otp:ROWID") as the token of the user with rowid user, with serial,
+ * params->digits and params->step, replacing the user's earlier token
+ * (the old secret stops working, last_used_step starts again).  The
+ * caller audits and commits.
+ */
+enum p11e_err
+p11e_totp_assign(struct p11e_db *db, const struct p11e_secret *data_key,
+    int64_t user, const char *serial, const struct p11e_secret *secret,
+    const struct p11e_totp_params *params, time_t now);
+
+/*
+ * The otpauth:// URI of a user's token for an authenticator app: issuer
+ * "p11enroll", account "CONTRACT_ID USER_ID" (as p11e_totp_uri).
+ */
+enum p11e_err p11e_totp_user_uri(const struct p11e_secret *secret,
+    const struct p11e_totp_params *params, const char *contract_id,
+    const char *user_id, struct p11e_secret **uri);
 
 #endif /* P11E_TOTP_H */

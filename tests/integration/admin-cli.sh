@@ -5,9 +5,10 @@
 # from the one-time code): login with the token PIN, the contract PIN and
 # the two card numbers asked for the kana the server chose; users; keep,
 # reissue lost (the old certificate revoked, the invitation printed), a
-# wrong confirmation PIN (nothing done); audit; logout; the admin token
-# never on disk.  The administrator's certificate comes from p11enroll
-# admin enroll (the one-time code).
+# wrong confirmation PIN (nothing done); otp (a new TOTP secret, its URI
+# and QR code; unknown users and another contract's refused); audit;
+# logout; the admin token never on disk.  The administrator's
+# certificate comes from p11enroll admin enroll (the one-time code).
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/softhsm.sh"
@@ -20,7 +21,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 33
+tap_plan 46
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -192,6 +193,55 @@ printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin unlock \
     S0001 >"$T/un.out" 2>&1
 tap_check "admin unlock: says what it does, clears the lock" sh -c \
     "grep -q 'Unlock (ロック解除) S0001' '$T/un.out' && grep -q 'S0001 unlocked (it was locked, 5 failures' '$T/un.out' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, locked FROM users WHERE user_id = 'S0001'\")\" = '0|0' ]"
+
+# ---- OTP-token assignment (ワンタイムパスワード登録) ----
+rs_user S0006 # with an initial window and a TOTP secret
+"$RA" contract add --name "他社" --json >"$T/contract2.json" ||
+    tap_bail "contract add 2"
+printf '%s\n' "$PW" | "$RA" user add "$(ra_json_get contract_id <"$T/contract2.json")" \
+    B0001 --name B0001 --password-stdin >/dev/null 2>&1 || tap_bail "user add B0001"
+otp_rows()
+{
+	sq "SELECT user, serial, hex(secret), digits, step, last_used_step, created FROM otp_tokens"
+}
+before=$(otp_rows)
+printf '%s\n%s\n' "$TPIN" 000000000 | "$P11ENROLL" --pin-stdin admin otp \
+    S0006 >"$T/otp.out" 2>"$T/otp.err"
+tap_check "admin otp with a wrong confirmation PIN fails" [ $? != 0 ]
+tap_check "... says what would have happened, then that the PIN is wrong" sh -c \
+    "grep -q 'One-time password registration (ワンタイムパスワード登録) for S0006: a new TOTP secret replaces' '$T/otp.out' && grep -q 'confirmation PIN .* is wrong: nothing was done' '$T/otp.err'"
+tap_check "... counted, the tokens unchanged" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT failures FROM users WHERE user_id = 'A0001'\")\" = 1 ] && [ \"\$(sqlite3 '$D/ra.db' 'SELECT user, serial, hex(secret), digits, step, last_used_step, created FROM otp_tokens')\" = '$before' ]"
+rs_otp S0006 30 | "$RA" otp check --stdin "$C" S0006 >"$T/check.out" 2>&1
+tap_check "... the user's old secret still works" [ $? = 0 ]
+before=$(otp_rows) # the check used a step
+for u in S9999 B0001; do
+	printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin otp \
+	    $u >"$T/otp.out" 2>"$T/otp.err"
+	rc=$?
+	tap_check "admin otp $u (unknown here$([ $u = B0001 ] && echo ', a user of another contract')): refused, saying so" \
+	    sh -c "[ $rc != 0 ] && grep -q 'no such user in the contract' '$T/otp.err'"
+	tap_check "... the tokens unchanged" [ "$(otp_rows)" = "$before" ]
+done
+cp "$T/S0006.secret" "$T/S0006.old"
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin admin otp \
+    S0006 >"$T/otp.out" 2>"$T/otp.err"
+tap_check "admin otp: exit 0" [ $? = 0 ]
+tap_check "... the otpauth:// URI and its QR code, once" sh -c \
+    "grep -q '^One-time password token soft-[0-9a-f]* assigned to S0006' '$T/otp.out' && grep -q '^  otpauth://totp/p11enroll:$C%20S0006?secret=[A-Z2-7]*&' '$T/otp.out' && [ \$(grep -c '█' '$T/otp.out') -gt 10 ]"
+sed -n 's/.*[?&]secret=\([A-Z2-7]*\).*/\1/p' "$T/otp.out" >"$T/S0006.secret"
+rs_session S0006
+tap_check "... a code of the new secret (oathtool) logs the user in" sh -c \
+    "[ '$code' = 200 ] && [ -n '$TOKEN' ]"
+oathtool --totp -b -N "now + 30 sec" "$(cat "$T/S0006.old")" |
+    "$RA" otp check --stdin "$C" S0006 >/dev/null 2>&1
+tap_check "... the old secret no longer works" [ $? != 0 ]
+printf '%s\n%s\n' "$TPIN" "$CPIN" | "$P11ENROLL" --pin-stdin --json admin otp \
+    S0006 >"$T/otp.json" 2>"$T/otp.err"
+tap_check "admin otp --json: the server's answer" python3 -c "
+import json
+b = json.load(open('$T/otp.json'))
+assert b['user_id'] == 'S0006' and b['otpauth_uri'].startswith('otpauth://totp/') and b['digits'] == 6, b"
 
 # ---- user registration ----
 printf '%s\n%s\n%s\n' "$TPIN" 'Initial-Passw0rd-77' "$CPIN" |

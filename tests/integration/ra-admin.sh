@@ -6,9 +6,9 @@
 # challenge (unchanged across sessions until answered, 3 wrong answers
 # lock), the admin token, the user list, reissue (lost: the old
 # certificate on the CRL), keep, revoke, the confirmation PIN, audit,
-# logout, the idle timeout, a user's certificate refused, a revoked
-# administrator certificate refused on its next request, an
-# administrator of another contract.
+# logout, the OTP-token assignment, the idle timeout, a user's
+# certificate refused, a revoked administrator certificate refused on its
+# next request, an administrator of another contract.
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/ra.sh"
@@ -19,7 +19,7 @@ for c in sqlite3 oathtool python3 curl openssl; do
 	    tap_skip_all "$c not installed (Debian packages sqlite3, oathtool, python3, curl, openssl)"
 done
 
-tap_plan 80
+tap_plan 91
 tap_tmpdir T
 rs_init
 # rs_init keeps only the contract ID: a second contract with its secrets
@@ -337,6 +337,46 @@ tap_check "unlock: 200, saying what it cleared" sh -c \
 tap_check "... counters cleared, audited" sh -c \
     "[ \"\$(sqlite3 '$D/ra.db' \"SELECT failures, grid_failures, locked FROM users WHERE user_id = 'S0002'\")\" = '0|0|0' ] && sqlite3 '$D/ra.db' \"SELECT actor, action, target, result, detail FROM audit WHERE action = 'admin-unlock'\" | grep -q 'admin:$C/A0001|admin-unlock|$C/S0002|ok|failures=5 grid=1 locked=1'"
 
+# ---- OTP-token assignment (ワンタイムパスワード登録) ----
+otp_rows()
+{
+	sq "SELECT user, serial, hex(secret), digits, step, last_used_step, created FROM otp_tokens"
+}
+rs_user S0004 # with an initial window
+before=$(otp_rows)
+as_json='{"confirmation_pin":"000000000"}'
+as A0001 POST /api/v1/admin/users/S0004/otp
+rs_problem "otp with a wrong confirmation PIN: 403 confirmation-pin-mismatch" \
+    403 confirmation-pin-mismatch
+tap_check "... counted, the tokens unchanged" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT failures FROM users WHERE user_id = 'A0001'\")\" = 1 ] && [ \"\$(sqlite3 '$D/ra.db' 'SELECT user, serial, hex(secret), digits, step, last_used_step, created FROM otp_tokens')\" = '$before' ]"
+rs_otp S0004 30 | "$RA" otp check --stdin "$C" S0004 >"$T/check.out" 2>&1
+tap_check "... the user's old secret still works" [ $? = 0 ]
+before=$(otp_rows) # the check used a step
+as_json="{\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users/S9999/otp
+rs_problem "otp for an unknown user: 404 unknown-user" 404 unknown-user
+tap_check "... the tokens unchanged" [ "$(otp_rows)" = "$before" ]
+cp "$T/S0004.secret" "$T/S0004.old"
+as_json="{\"confirmation_pin\":\"$CPIN\"}"
+as A0001 POST /api/v1/admin/users/S0004/otp
+tap_check "otp: 200 with a new token's otpauth:// URI" python3 -c "
+import json, re
+b = json.load(open('$T/body'))
+assert set(b) == {'user_id', 'serial', 'otpauth_uri', 'digits', 'period'}, b
+assert b['user_id'] == 'S0004' and b['digits'] == 6 and b['period'] == 30, b
+assert re.match(r'otpauth://totp/p11enroll:$C%20S0004\?secret=[A-Z2-7]{32}&issuer=p11enroll&', b['otpauth_uri']), b
+assert re.match(r'soft-[0-9a-f]{8}$', b['serial']), b"
+jget otpauth_uri | sed -n 's/.*[?&]secret=\([A-Z2-7]*\).*/\1/p' >"$T/S0004.secret"
+tap_check "... replacing the old token, sealed, audited" sh -c \
+    "[ \"\$(sqlite3 '$D/ra.db' \"SELECT o.serial, o.last_used_step FROM otp_tokens o JOIN users u ON u.id = o.user WHERE u.user_id = 'S0004'\")\" = '$(jget serial)|-1' ] && ! sqlite3 '$D/ra.db' .dump | grep -q '$(cat "$T/S0004.secret")' && sqlite3 '$D/ra.db' \"SELECT actor, action, target, result, detail FROM audit WHERE action = 'admin-otp-assign' AND result = 'ok'\" | grep -q 'admin:$C/A0001|admin-otp-assign|$C/S0004|ok|serial=$(jget serial)' && [ \"\$(sqlite3 '$D/ra.db' \"SELECT failures FROM users WHERE user_id = 'A0001'\")\" = 0 ]"
+rs_session S0004
+tap_check "... a code of the new secret (oathtool) logs the user in" sh -c \
+    "[ '$code' = 200 ] && [ -n '$TOKEN' ]"
+oathtool --totp -b -N "now + 30 sec" "$(cat "$T/S0004.old")" |
+    "$RA" otp check --stdin "$C" S0004 >/dev/null 2>&1
+tap_check "... the old secret no longer works" [ $? != 0 ]
+
 # ---- user registration ----
 NEWPW='New-Passw0rd-9f3a'
 before=$(rs_dump)
@@ -413,6 +453,12 @@ as B0002 POST /api/v1/admin/users/S0001/certificate
 rs_problem "... cannot act on a user of another contract: 404 unknown-user" \
     404 unknown-user
 rs_same_state "... nothing changed" "$before"
+before=$(otp_rows)
+as_json="{\"confirmation_pin\":\"$(ra_json_get confirmation_pin <"$T/contract2.json")\"}"
+as B0002 POST /api/v1/admin/users/S0004/otp
+rs_problem "... nor assign an OTP token to one: 404 unknown-user" \
+    404 unknown-user
+tap_check "... the tokens unchanged" [ "$(otp_rows)" = "$before" ]
 TB=$ATOKEN
 ATOKEN=$ATOKEN_A
 as B0002 GET /api/v1/admin/users

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "agent/est.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/num.h"
 
@@ -147,60 +148,60 @@ static const struct {
 	bool with_detail; /* the server's detail helps (a date) */
 } problems[] = {
 	{ "invalid-credentials", P11E_ERR_AUTH_FAILED,
-	    "the contract ID, user ID, password or one-time password is "
+	    N_("the contract ID, user ID, password or one-time password is "
 	    "wrong: check them and try again with the next one-time "
-	    "password (5 failures in a row lock the account)",
+	    "password (5 failures in a row lock the account)"),
 	    false },
 	{ "account-locked", P11E_ERR_LOCKED,
-	    "the account is locked after too many failures: ask your "
-	    "administrator to unlock it",
+	    N_("the account is locked after too many failures: ask your "
+	    "administrator to unlock it"),
 	    false },
 	{ "otp-replayed", P11E_ERR_OTP_REPLAYED,
-	    "this one-time password was already used: wait for the next "
-	    "code and try again",
+	    N_("this one-time password was already used: wait for the next "
+	    "code and try again"),
 	    false },
 	{ "no-enrollment-window", P11E_ERR_NO_ENROLLMENT_WINDOW,
-	    "the acquisition window has expired: ask your administrator to "
-	    "reissue",
+	    N_("the acquisition window has expired: ask your administrator to "
+	    "reissue"),
 	    false },
 	{ "grid-mismatch", P11E_ERR_AUTH_FAILED,
-	    "the customer card answer is wrong: look the cells up again",
+	    N_("the customer card answer is wrong: look the cells up again"),
 	    false },
 	{ "confirmation-pin-mismatch", P11E_ERR_AUTH_FAILED,
-	    "the confirmation PIN is wrong", false },
+	    N_("the confirmation PIN is wrong"), false },
 	{ "csr-invalid", P11E_ERR_CSR_INVALID,
-	    "the server could not read the certificate request: report this "
-	    "to its operator",
+	    N_("the server could not read the certificate request: report this "
+	    "to its operator"),
 	    true },
 	{ "key-policy-violation", P11E_ERR_KEY_POLICY,
-	    "the server does not accept this key type: enroll again with "
-	    "another --key-type",
+	    N_("the server does not accept this key type: enroll again with "
+	    "another --key-type"),
 	    true },
 	{ "extension-not-allowed", P11E_ERR_CSR_EXTENSIONS,
-	    "the server refused the request's subject or extensions", true },
+	    N_("the server refused the request's subject or extensions"), true },
 	{ "key-in-use", P11E_ERR_KEY_IN_USE,
-	    "this key is already certified for someone else: enroll again "
-	    "with a new key",
+	    N_("this key is already certified for someone else: enroll again "
+	    "with a new key"),
 	    false },
 	{ "certificate-revoked", P11E_ERR_CERT_REVOKED,
-	    "the certificate is revoked or no longer current: ask your "
-	    "administrator to reissue",
+	    N_("the certificate is revoked or no longer current: ask your "
+	    "administrator to reissue"),
 	    false },
-	{ "too-early", P11E_ERR_TOO_EARLY, "it is too early to renew", true },
+	{ "too-early", P11E_ERR_TOO_EARLY, N_("it is too early to renew"), true },
 	{ "rate-limited", P11E_ERR_SERVER_BUSY,
-	    "the server asks to slow down: try again in a minute", false },
+	    N_("the server asks to slow down: try again in a minute"), false },
 	{ "unavailable", P11E_ERR_SERVER_BUSY,
-	    "the server is unavailable (nothing was consumed): try again "
-	    "later",
+	    N_("the server is unavailable (nothing was consumed): try again "
+	    "later"),
 	    false },
 	{ "invalid-request", P11E_ERR_SERVER_REFUSED,
-	    "the server refused the request as malformed", true },
+	    N_("the server refused the request as malformed"), true },
 	{ "unsupported-media-type", P11E_ERR_SERVER_REFUSED,
-	    "the server does not speak this protocol version", true },
+	    N_("the server does not speak this protocol version"), true },
 	{ "method-not-allowed", P11E_ERR_SERVER_REFUSED,
-	    "the server does not speak this protocol version", true },
+	    N_("the server does not speak this protocol version"), true },
 	{ "request-too-large", P11E_ERR_SERVER_REFUSED,
-	    "the server found the request too large", true },
+	    N_("the server found the request too large"), true },
 };
 
 enum p11e_err
@@ -228,20 +229,20 @@ p11e_est_problem(long status, const char *ctype, const unsigned char *body,
 		if (strcmp(problems[i].type, type) != 0)
 			continue;
 		if (problems[i].with_detail && esc[0] != '\0')
-			snprintf(detail, dlen, "%s (server: %s)",
-			    problems[i].text, esc);
+			snprintf(detail, dlen, _("%s (server: %s)"),
+			    _(problems[i].text), esc);
 		else
-			snprintf(detail, dlen, "%s", problems[i].text);
+			snprintf(detail, dlen, "%s", _(problems[i].text));
 		err = problems[i].err;
 		goto out;
 	}
 	if (status == 401) {
 		err = P11E_ERR_AUTH_FAILED;
-		snprintf(
-		    detail, dlen, "the server wants credentials (HTTP 401)");
+		snprintf(detail, dlen,
+		    _("the server wants credentials (HTTP 401)"));
 	} else if (status == 429 || status == 503) {
 		err = P11E_ERR_SERVER_BUSY;
-		snprintf(detail, dlen, "the server is busy (HTTP %ld)", status);
+		snprintf(detail, dlen, _("the server is busy (HTTP %ld)"), status);
 	} else {
 		err = P11E_ERR_SERVER_REFUSED;
 		if (type != NULL) {

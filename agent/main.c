@@ -15,6 +15,7 @@
 #include "agent/http.h"
 #include "agent/methods.h"
 #include "common/conf.h"
+#include "common/i18n.h"
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/rundir.h"
@@ -96,6 +97,7 @@ main(int argc, char **argv)
 	int c, verbose = 0, lockfd = -1;
 
 	p11e_log_init("p11enrolld");
+	p11e_i18n_init("p11enroll");
 	/* first, before any secret can reach memory */
 	if (p11e_agent_harden() != P11E_OK)
 		return 1;

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/ipc.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/rundir.h"
 
@@ -91,17 +92,17 @@ start_agent(const struct p11e_cli *cli, const char *sock, int *fd)
 	snprintf(log, sizeof(log), "%s/agent.log", rundir);
 	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (logfd < 0) {
-		p11e_error("cannot open %s: %s", log, strerror(errno));
+		p11e_error(_("cannot open %s: %s"), log, strerror(errno));
 		return P11E_ERR_SYSTEM;
 	}
 	if (fstat(logfd, &st) == 0)
 		offset = st.st_size;
 	if (cli->verbose)
-		p11e_info("starting the agent: %s", prog);
+		p11e_info(_("starting the agent: %s"), prog);
 	pid = fork();
 	if (pid < 0) {
 		close(logfd);
-		p11e_error("fork: %s", strerror(errno));
+		p11e_error(_("fork: %s"), strerror(errno));
 		return P11E_ERR_SYSTEM;
 	}
 	if (pid == 0) {
@@ -126,15 +127,16 @@ start_agent(const struct p11e_cli *cli, const char *sock, int *fd)
 		if ((*fd = try_connect(sock)) >= 0)
 			return P11E_OK;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			p11e_error("the agent (%s) exited at start with status "
-				   "%d; its log says:",
+			p11e_error(
+			    _("the agent (%s) exited at start with status "
+			      "%d; its log says:"),
 			    prog, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 			show_log_since(log, offset);
 			return P11E_ERR_AGENT_UNREACHABLE;
 		}
 		(void)poll(NULL, 0, 25);
 	}
-	p11e_error("the agent (%s) did not answer within %d s; see %s", prog,
+	p11e_error(_("the agent (%s) did not answer within %d s; see %s"), prog,
 	    START_TIMEOUT_MS / 1000, log);
 	return P11E_ERR_AGENT_UNREACHABLE;
 }
@@ -149,7 +151,7 @@ p11e_cli_connect(const struct p11e_cli *cli, int *fd)
 	if ((err = p11e_rundir_path(sock, sizeof(sock), "agent.sock")) !=
 	    P11E_OK) {
 		if (!cli->quiet)
-			p11e_error_r(err, "cannot find the agent");
+			p11e_error_r(err, _("cannot find the agent"));
 		return err;
 	}
 	if ((*fd = try_connect(sock)) >= 0)
@@ -157,12 +159,13 @@ p11e_cli_connect(const struct p11e_cli *cli, int *fd)
 	if (cli->quiet)
 		return P11E_ERR_AGENT_UNREACHABLE;
 	if (errno != ENOENT && errno != ECONNREFUSED) {
-		p11e_error("cannot connect to %s: %s", sock, strerror(errno));
+		p11e_error(
+		    _("cannot connect to %s: %s"), sock, strerror(errno));
 		return P11E_ERR_AGENT_UNREACHABLE;
 	}
 	if (!cli->autostart) {
-		p11e_error("the agent is not running (%s) and autostart is "
-			   "off: start p11enrolld or drop --no-autostart",
+		p11e_error(_("the agent is not running (%s) and autostart is "
+			     "off: start p11enrolld or drop --no-autostart"),
 		    sock);
 		return P11E_ERR_AGENT_UNREACHABLE;
 	}

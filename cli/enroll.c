@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/secret.h"
 
@@ -33,6 +34,21 @@ str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/*
+ * The names of the agent's steps (agent/enroll.c step_done), here for the
+ * catalogues: the agent sends them in English, the command shows them in
+ * the user's language.
+ */
+static const char *const step_names[] __attribute__((unused)) = {
+	N_("key generation"),
+	N_("CA certificates"),
+	N_("server session"),
+	N_("certificate request"),
+	N_("issuance"),
+	N_("token write"),
+	N_("pair verified"),
+};
+
 static void
 print_steps(json_t *r)
 {
@@ -41,7 +57,7 @@ print_steps(json_t *r)
 
 	json_array_foreach(json_object_get(r, "steps"), i, s)
 	{
-		printf("  %-22s %8.1f ms\n", str(s, "step"),
+		printf("  %-22s %8.1f ms\n", _(str(s, "step")),
 		    json_real_value(json_object_get(s, "ms")));
 	}
 	fflush(stdout);
@@ -91,7 +107,7 @@ ask_id(const char *what, const char *opt, const char *have, char *out,
 	snprintf(prompt, sizeof(prompt), "%s: ", what);
 	if (ask_plain(prompt, out, outlen))
 		return true;
-	p11e_error("no %s: give %s", what, opt);
+	p11e_error(_("no %s: give %s"), what, opt);
 	return false;
 }
 
@@ -104,15 +120,16 @@ read_invitation(const char *path)
 
 	inv = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
 	if (inv == NULL) {
-		p11e_error("invitation %s: %s (line %d)", path, e.text, e.line);
+		p11e_error(
+		    _("invitation %s: %s (line %d)"), path, e.text, e.line);
 		return NULL;
 	}
 	if (json_integer_value(json_object_get(inv, "p11enroll_invitation")) !=
 		1 ||
 	    !json_is_string(json_object_get(inv, "url")) ||
 	    !json_is_string(json_object_get(inv, "server_pin"))) {
-		p11e_error("%s is not a p11enroll invitation (version 1 with "
-			   "url and server_pin)",
+		p11e_error(_("%s is not a p11enroll invitation (version 1 with "
+			     "url and server_pin)"),
 		    path);
 		json_decref(inv);
 		return NULL;
@@ -154,7 +171,7 @@ add_service(struct p11e_cli *cli, const char *name, const char *url,
 		json_object_set_new(params, "replace", json_true());
 	err = p11e_cli_call_agent(cli, "AddService", params, &res);
 	if (err == P11E_OK && !cli->json)
-		printf("service %s: %s (%s)\n", name, url, str(res, "file"));
+		printf(_("service %s: %s (%s)\n"), name, url, str(res, "file"));
 	json_decref(res);
 	return err;
 }
@@ -181,8 +198,8 @@ pick_token(struct p11e_cli *cli, char *uri, size_t urilen)
 	json_decref(res);
 	if (n == 1)
 		return P11E_OK;
-	p11e_error("%s: choose one with --token URI (p11enroll tokens lists "
-		   "them)",
+	p11e_error(_("%s: choose one with --token URI (p11enroll tokens lists "
+		     "them)"),
 	    n == 0 ? "no token that can generate keys is present"
 		   : "several tokens are present");
 	return P11E_ERR_TOKEN_NOT_FOUND;
@@ -214,7 +231,7 @@ find_unfinished(struct p11e_cli *cli, const char *service, const char *user,
 		snprintf(name, namelen, "%s", str(c, "credential"));
 		snprintf(uri, urilen, "%s", str(c, "token_uri"));
 		if (!cli->json)
-			printf("resuming %s (stopped at %s)\n", name, st);
+			printf(_("resuming %s (stopped at %s)\n"), name, st);
 		found = true;
 		break;
 	}
@@ -247,8 +264,8 @@ next_action(enum p11e_err err, const char *cred)
 	    err == P11E_ERR_TOKEN_NOT_FOUND || err == P11E_ERR_PIN_INCORRECT ||
 	    err == P11E_ERR_CREDENTIALS_REQUIRED ||
 	    err == P11E_ERR_TOKEN_ABSENT)
-		p11e_error("the key stays on the token: 'p11enroll enroll "
-			   "--resume %s' continues with it",
+		p11e_error(_("the key stays on the token: 'p11enroll enroll "
+			     "--resume %s' continues with it"),
 		    cred);
 }
 
@@ -376,8 +393,8 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		}
 		json_decref(l);
 		if (uri[0] == '\0') {
-			p11e_error("no credential %s (p11enroll list shows "
-				   "them)",
+			p11e_error(_("no credential %s (p11enroll list shows "
+				     "them)"),
 			    cred);
 			err = P11E_ERR_NOT_FOUND;
 			goto out;
@@ -410,14 +427,14 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 			json_object_set_new(
 			    params, "user_id", json_string(user));
 		if (!cli->json)
-			printf("generating the key on the token...\n");
+			printf(_("generating the key on the token...\n"));
 		if ((err = p11e_cli_call_agent(cli, "EnrollKey",
 			 json_incref(params), &res)) != P11E_OK)
 			goto out;
 		snprintf(cred, sizeof(cred), "%s", str(res, "credential"));
 		if (!cli->json) {
-			printf("credential %s: %s key, id %s on '%s'\n", cred,
-			    str(res, "key_type"), str(res, "id"),
+			printf(_("credential %s: %s key, id %s on '%s'\n"),
+			    cred, str(res, "key_type"), str(res, "id"),
 			    str(res, "token_label"));
 			print_steps(res);
 		}
@@ -451,9 +468,9 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 	}
 	if (err == P11E_ERR_CREDENTIALS_REQUIRED) {
 		/* 3. the session factors, asked only now */
-		if (!ask_id("contract ID (契約者ID)", "--contract-id", contract,
+		if (!ask_id(_("contract ID (契約者ID)"), "--contract-id", contract,
 			cid, sizeof(cid)) ||
-		    !ask_id("user ID (利用者ID)", "--user-id", user, uid,
+		    !ask_id(_("user ID (利用者ID)"), "--user-id", user, uid,
 			sizeof(uid))) {
 			err = P11E_ERR_INVALID_PARAMETER;
 			goto out;
@@ -462,14 +479,14 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		json_object_set_new(params, "user_id", json_string(uid));
 		if (admin) {
 			if ((err = add_secret(params, "admin_code",
-				 "one-time enrollment code (from the bank): ",
+				 _("one-time enrollment code (from the bank): "),
 				 from_stdin)) != P11E_OK)
 				goto out;
 		} else if ((err = add_secret(params, "password",
-				"password (利用者暗証番号): ", from_stdin)) !=
+				_("password (利用者暗証番号): "), from_stdin)) !=
 			P11E_OK ||
 		    (err = add_secret(params, "otp",
-			 "one-time password (ワンタイムパスワード): ",
+			 _("one-time password (ワンタイムパスワード): "),
 			 from_stdin)) != P11E_OK) {
 			goto out;
 		}
@@ -483,11 +500,11 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		print_steps(res);
 		fmt_time(res, "not_before", nb, sizeof(nb));
 		fmt_time(res, "not_after", na, sizeof(na));
-		printf("enrolled: %s\n", cred);
-		printf("  subject  %s\n", str(res, "subject"));
-		printf("  serial   %s\n", str(res, "serial"));
-		printf("  valid    %s to %s\n", nb, na);
-		printf("  token    %s\n", str(res, "token_uri"));
+		printf(_("enrolled: %s\n"), cred);
+		printf(_("  subject  %s\n"), str(res, "subject"));
+		printf(_("  serial   %s\n"), str(res, "serial"));
+		printf(_("  valid    %s to %s\n"), nb, na);
+		printf(_("  token    %s\n"), str(res, "token_uri"));
 	}
 out:
 	if (err != P11E_OK)
@@ -497,9 +514,10 @@ out:
 	json_decref(inv);
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll enroll --service NAME | --invitation FILE "
-		   "| --resume CREDENTIAL [--token URI] [--key-type TYPE] "
-		   "[--contract-id ID] [--user-id ID] [--secrets-stdin]");
+	p11e_error(
+	    _("usage: p11enroll enroll --service NAME | --invitation FILE "
+	      "| --resume CREDENTIAL [--token URI] [--key-type TYPE] "
+	      "[--contract-id ID] [--user-id ID] [--secrets-stdin]"));
 	return P11E_EXIT_USAGE;
 }
 
@@ -511,14 +529,14 @@ next_what(json_t *c)
 	json_int_t next = json_integer_value(json_object_get(c, "next_action"));
 
 	if (next >= json_integer_value(json_object_get(c, "not_after")))
-		return "expiry";
+		return _("expiry");
 	if (strcmp(st, "WAITING_SERVER") == 0 ||
 	    strcmp(st, "WAITING_TOKEN") == 0)
-		return "retry";
+		return _("retry");
 	if (json_object_get(c, "old_id") != NULL &&
 	    next == json_integer_value(json_object_get(c, "old_remove_at")))
-		return "removal of the replaced key";
-	return "renewal";
+		return _("removal of the replaced key");
+	return _("renewal");
 }
 
 /*
@@ -570,29 +588,31 @@ p11e_cli_print_credentials(struct p11e_cli *cli, json_t **out)
 		return code;
 	}
 	if (json_array_size(json_object_get(res, "credentials")) == 0)
-		printf("no credentials: p11enroll enroll starts one\n");
+		printf(_("no credentials: p11enroll enroll starts one\n"));
 	json_array_foreach(json_object_get(res, "credentials"), i, c)
 	{
 		fmt_time(c, "not_after", na, sizeof(na));
-		printf("%s  %-14s service %s, user %s\n", str(c, "credential"),
-		    str(c, "state"), str(c, "service"), str(c, "user_id"));
+		printf(_("%s  %-14s service %s, user %s\n"),
+		    str(c, "credential"), str(c, "state"), str(c, "service"),
+		    str(c, "user_id"));
 		if (str(c, "subject")[0])
-			printf("    %s, serial %s, valid until %s\n",
+			printf(_("    %s, serial %s, valid until %s\n"),
 			    str(c, "subject"), str(c, "serial"), na);
 		if (str(c, "token_uri")[0])
-			printf("    key %s on %s\n", str(c, "key_type"),
+			printf(_("    key %s on %s\n"), str(c, "key_type"),
 			    str(c, "token_uri"));
 		if (json_object_get(c, "next_action") != NULL) {
 			fmt_time(c, "next_action", na, sizeof(na));
-			printf("    next action %s (%s)\n", na, next_what(c));
+			printf(
+			    _("    next action %s (%s)\n"), na, next_what(c));
 		}
 		if (json_object_get(c, "old_id") != NULL) {
 			fmt_time(c, "old_remove_at", na, sizeof(na));
-			printf("    replaced key %s stays until %s\n",
+			printf(_("    replaced key %s stays until %s\n"),
 			    str(c, "old_id"), na);
 		}
 		if ((le = json_object_get(c, "last_error")) != NULL)
-			printf("    last error: %s\n", str(le, "message"));
+			printf(_("    last error: %s\n"), str(le, "message"));
 	}
 	json_decref(res);
 	return code;
@@ -606,7 +626,7 @@ p11e_cmd_list(struct p11e_cli *cli, int argc, char **argv)
 
 	(void)argv;
 	if (argc > 1) {
-		p11e_error("list takes no arguments");
+		p11e_error(_("list takes no arguments"));
 		return P11E_EXIT_USAGE;
 	}
 	code = p11e_cli_print_credentials(cli, cli->json ? &res : NULL);
@@ -639,8 +659,8 @@ p11e_cmd_service(struct p11e_cli *cli, int argc, char **argv)
 	err = add_service(cli, argv[optind + 1], argv[optind + 2], fp, false);
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll service add NAME URL "
-		   "[--trust-fingerprint sha256//BASE64]");
+	p11e_error(_("usage: p11enroll service add NAME URL "
+		     "[--trust-fingerprint sha256//BASE64]"));
 	return P11E_EXIT_USAGE;
 }
 
@@ -663,8 +683,8 @@ renew_one(struct p11e_cli *cli, json_t *cred, bool now)
 		return err;
 	}
 	if (!cli->json)
-		printf(
-		    "renewing %s (serial %s)...\n", name, str(cred, "serial"));
+		printf(_("renewing %s (serial %s)...\n"), name,
+		    str(cred, "serial"));
 	if ((err = p11e_cli_connect(cli, &fd)) != P11E_OK) {
 		json_decref(params);
 		return err;
@@ -681,8 +701,9 @@ renew_one(struct p11e_cli *cli, json_t *cred, bool now)
 		p11e_cli_print_json(res);
 	} else {
 		fmt_time(res, "not_after", na, sizeof(na));
-		printf("renewed: %s\n  serial   %s\n  valid to %s\n  key id   "
-		       "%s (the old key stays for the grace period)\n",
+		printf(
+		    _("renewed: %s\n  serial   %s\n  valid to %s\n  key id   "
+		      "%s (the old key stays for the grace period)\n"),
 		    name, str(res, "serial"), na, str(res, "id"));
 	}
 	json_decref(res);
@@ -750,6 +771,6 @@ p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv)
 	}
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll renew [--credential ID] [--now]");
+	p11e_error(_("usage: p11enroll renew [--credential ID] [--now]"));
 	return P11E_EXIT_USAGE;
 }

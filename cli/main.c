@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/conf.h"
+#include "common/i18n.h"
 #include "common/ipc.h"
 #include "common/log.h"
 
@@ -344,6 +345,7 @@ main(int argc, char **argv)
 	size_t i;
 
 	p11e_log_init("p11enroll");
+	p11e_i18n_init("p11enroll");
 	p11e_ipc_json_init();
 	/* options stop at the command: its own options follow it */
 	while ((c = getopt_long(argc, argv, "+c:vhV", opts, NULL)) != -1) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/i18n.h"
 #include "common/log.h"
 
 /* The terminal to restore if a signal comes while echo is off. */
@@ -68,14 +69,15 @@ p11e_cli_read_secret(
 	}
 	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		p11e_error("no terminal to ask for the PIN: use pin-source= in "
-			   "the URI or --pin-stdin");
+		p11e_error(
+		    _("no terminal to ask for the PIN: use pin-source= in "
+		      "the URI or --pin-stdin"));
 		err = P11E_ERR_PIN_REQUIRED;
 		goto out;
 	}
 	if (tcgetattr(fd, &tty_saved) != 0) {
 		close(fd);
-		p11e_error("cannot turn off echo on the terminal: %s",
+		p11e_error(_("cannot turn off echo on the terminal: %s"),
 		    strerror(errno));
 		err = P11E_ERR_SYSTEM;
 		goto out;
@@ -104,9 +106,9 @@ p11e_cli_read_secret(
 	close(fd);
 out:
 	if (err == P11E_ERR_TOO_LARGE)
-		p11e_error("longer than %d bytes", P11E_CLI_SECRET_MAX);
+		p11e_error(_("longer than %d bytes"), P11E_CLI_SECRET_MAX);
 	if (err == P11E_OK && p11e_secret_len(s) == 0) {
-		p11e_error("nothing was entered");
+		p11e_error(_("nothing was entered"));
 		err = P11E_ERR_PIN_REQUIRED;
 	}
 	if (err != P11E_OK) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/i18n.h"
 
 /*
  * No default: with -Wswitch (part of -Wall) a value added to the enum but
@@ -14,132 +15,138 @@ p11e_strerror(enum p11e_err err)
 {
 	switch (err) {
 	case P11E_OK:
-		return "success";
+		return _("success");
 	case P11E_ERR_NOMEM:
-		return "out of memory";
+		return _("out of memory");
 	case P11E_ERR_SYSTEM:
-		return "system call failed";
+		return _("system call failed");
 	case P11E_ERR_IO:
-		return "input/output error";
+		return _("input/output error");
 	case P11E_ERR_CONFIG:
-		return "configuration error";
+		return _("configuration error");
 	case P11E_ERR_PARSE:
-		return "malformed input";
+		return _("malformed input");
 	case P11E_ERR_TOO_LARGE:
-		return "input too large";
+		return _("input too large");
 	case P11E_ERR_RANGE:
-		return "number out of range";
+		return _("number out of range");
 	case P11E_ERR_AGENT_UNREACHABLE:
-		return "the agent is not running";
+		return _("the agent is not running");
 	case P11E_ERR_AGENT_RUNNING:
-		return "another agent is already running for this user";
+		return _("another agent is already running for this user");
 	case P11E_ERR_PEER_REFUSED:
-		return "connection refused: the peer is not the agent's user";
+		return _(
+		    "connection refused: the peer is not the agent's user");
 	case P11E_ERR_PROTOCOL:
-		return "protocol error between the command and the agent";
+		return _("protocol error between the command and the agent");
 	case P11E_ERR_UNKNOWN_METHOD:
-		return "the agent does not know this method";
+		return _("the agent does not know this method");
 	case P11E_ERR_INVALID_PARAMETER:
-		return "invalid parameter";
+		return _("invalid parameter");
 	case P11E_ERR_NO_RUNTIME_DIR:
-		return "no runtime directory: XDG_RUNTIME_DIR is not set";
+		return _("no runtime directory: XDG_RUNTIME_DIR is not set");
 	case P11E_ERR_UNSAFE_PATH:
-		return "unsafe ownership or permissions on a private path";
+		return _("unsafe ownership or permissions on a private path");
 	case P11E_ERR_CONNECTION_CLOSED:
-		return "the connection was closed before the reply";
+		return _("the connection was closed before the reply");
 	case P11E_ERR_TIMEOUT:
-		return "timed out";
+		return _("timed out");
 	case P11E_ERR_TOKEN_NOT_FOUND:
-		return "no token matches the URI";
+		return _("no token matches the URI");
 	case P11E_ERR_TOKEN_AMBIGUOUS:
-		return "several tokens match the URI";
+		return _("several tokens match the URI");
 	case P11E_ERR_TOKEN_ABSENT:
-		return "the token is not present";
+		return _("the token is not present");
 	case P11E_ERR_PIN_REQUIRED:
-		return "a PIN is needed for this token";
+		return _("a PIN is needed for this token");
 	case P11E_ERR_PIN_INCORRECT:
-		return "the PIN is incorrect";
+		return _("the PIN is incorrect");
 	case P11E_ERR_PIN_LOCKED:
-		return "the PIN is locked";
+		return _("the PIN is locked");
 	case P11E_ERR_PIN_FINAL_TRY:
-		return "one more wrong PIN locks the token";
+		return _("one more wrong PIN locks the token");
 	case P11E_ERR_PIN_EXPIRED:
-		return "the token requires its PIN to be changed first";
+		return _("the token requires its PIN to be changed first");
 	case P11E_ERR_TOKEN_READ_ONLY:
-		return "the token is write-protected";
+		return _("the token is write-protected");
 	case P11E_ERR_TOKEN_FULL:
-		return "the token has no room left";
+		return _("the token has no room left");
 	case P11E_ERR_MECHANISM_UNSUPPORTED:
-		return "the token does not support this key type or mechanism";
+		return _(
+		    "the token does not support this key type or mechanism");
 	case P11E_ERR_KEY_NOT_FOUND:
-		return "no key with this id on the token";
+		return _("no key with this id on the token");
 	case P11E_ERR_ID_IN_USE:
-		return "an object with this id already exists on the token";
+		return _("an object with this id already exists on the token");
 	case P11E_ERR_KEY_UNPROTECTED:
-		return "the key on the token is not protected (not always "
-		       "sensitive or not never-extractable)";
+		return _("the key on the token is not protected (not always "
+			 "sensitive or not never-extractable)");
 	case P11E_ERR_CERT_KEY_MISMATCH:
-		return "the certificate does not belong to the key";
+		return _("the certificate does not belong to the key");
 	case P11E_ERR_TOKEN:
-		return "the token operation failed";
+		return _("the token operation failed");
 	case P11E_ERR_CRYPTO:
-		return "a cryptographic operation failed";
+		return _("a cryptographic operation failed");
 	case P11E_ERR_KEY_POLICY:
-		return "the key type or size is not allowed by the key policy";
+		return _(
+		    "the key type or size is not allowed by the key policy");
 	case P11E_ERR_CSR_INVALID:
-		return "the certificate request is invalid";
+		return _("the certificate request is invalid");
 	case P11E_ERR_CSR_EXTENSIONS:
-		return "the certificate request asks for a subject or "
-		       "extensions that would not be issued";
+		return _("the certificate request asks for a subject or "
+			 "extensions that would not be issued");
 	case P11E_ERR_NOT_FOUND:
-		return "no such contract, user or certificate";
+		return _("no such contract, user or certificate");
 	case P11E_ERR_EXISTS:
-		return "it already exists";
+		return _("it already exists");
 	case P11E_ERR_DB_VERSION:
-		return "the database was written by a newer version of "
-		       "p11enroll-ra";
+		return _("the database was written by a newer version of "
+			 "p11enroll-ra");
 	case P11E_ERR_DB:
-		return "the database operation failed";
+		return _("the database operation failed");
 	case P11E_ERR_STORAGE_FULL:
-		return "no space left to store the change";
+		return _("no space left to store the change");
 	case P11E_ERR_OTP_INVALID:
-		return "the one-time password is not valid";
+		return _("the one-time password is not valid");
 	case P11E_ERR_OTP_REPLAYED:
-		return "the one-time password was already used";
+		return _("the one-time password was already used");
 	case P11E_ERR_AUTH_FAILED:
-		return "authentication failed";
+		return _("authentication failed");
 	case P11E_ERR_LOCKED:
-		return "the account is locked after too many failures";
+		return _("the account is locked after too many failures");
 	case P11E_ERR_NO_ENROLLMENT_WINDOW:
-		return "the acquisition window has expired or was used";
+		return _("the acquisition window has expired or was used");
 	case P11E_ERR_SERVER_REFUSED:
-		return "the enrollment server refused the request";
+		return _("the enrollment server refused the request");
 	case P11E_ERR_SERVER_UNREACHABLE:
-		return "cannot reach the enrollment server";
+		return _("cannot reach the enrollment server");
 	case P11E_ERR_SERVER_UNTRUSTED:
-		return "the enrollment server's certificate is not trusted";
+		return _("the enrollment server's certificate is not trusted");
 	case P11E_ERR_BAD_RESPONSE:
-		return "the enrollment server sent an unusable answer";
+		return _("the enrollment server sent an unusable answer");
 	case P11E_ERR_JOURNAL_CORRUPT:
-		return "a credential record is damaged";
+		return _("a credential record is damaged");
 	case P11E_ERR_UNKNOWN_SERVICE:
-		return "no such enrollment service is configured";
+		return _("no such enrollment service is configured");
 	case P11E_ERR_SERVER_BUSY:
-		return "the enrollment server is busy or unavailable";
+		return _("the enrollment server is busy or unavailable");
 	case P11E_ERR_CERT_REVOKED:
-		return "the certificate is revoked or no longer current";
+		return _("the certificate is revoked or no longer current");
 	case P11E_ERR_TOO_EARLY:
-		return "it is too early to renew this certificate";
+		return _("it is too early to renew this certificate");
 	case P11E_ERR_KEY_IN_USE:
-		return "this public key is already certified for someone else";
+		return _(
+		    "this public key is already certified for someone else");
 	case P11E_ERR_CREDENTIALS_REQUIRED:
-		return "the server needs the password and a one-time password "
-		       "again";
+		return _(
+		    "the server needs the password and a one-time password "
+		    "again");
 	case P11E_ERR_CERT_EXPIRED:
-		return "the certificate has expired: ask your administrator to "
-		       "reissue";
+		return _(
+		    "the certificate has expired: ask your administrator to "
+		    "reissue");
 	}
-	return "unknown error";
+	return _("unknown error");
 }
 
 const char *

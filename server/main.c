@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/i18n.h"
 #include "common/ipc.h"
 #include "common/log.h"
 #include "server/ra.h"
@@ -173,6 +174,7 @@ main(int argc, char **argv)
 
 	memset(&ra, 0, sizeof(ra));
 	p11e_log_init("p11enroll-ra");
+	p11e_i18n_init("p11enroll-ra");
 	p11e_ipc_json_init(); /* jansson's strings are wiped when freed */
 	umask(077);
 	ra.dir = getenv("P11ENROLL_RA_DIR");

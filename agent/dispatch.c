@@ -111,6 +111,7 @@ static const struct {
 	{ "Enroll", p11e_method_enroll, true },
 	{ "ListCredentials", p11e_method_list_credentials, false },
 	{ "Renew", p11e_method_renew, true },
+	{ "Doctor", p11e_method_doctor, false },
 	{ "AdminLogin", p11e_method_admin_login, false },
 	{ "AdminGrid", p11e_method_admin_grid, true },
 	{ "AdminStatus", p11e_method_admin_status, false },

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/doctor.h"
 #include "common/conf.h"
 #include "common/i18n.h"
 #include "common/ipc.h"
@@ -49,6 +50,9 @@ static const struct command commands[] = {
 	    "audit|logout|status: the administrator's commands" },
 	{ "browser", p11e_cmd_browser,
 	    "setup [--undo] [--system]: register p11-kit-proxy in browsers" },
+	{ "doctor", p11e_cmd_doctor,
+	    "[--json]: check the setup (p11-kit, tokens, certificates, "
+	    "browsers, servers) and say what to fix" },
 	{ "config", cmd_config, "config check: validate the configuration" },
 	{ "help", cmd_help, "show this help" },
 };

@@ -170,13 +170,6 @@ p11e_agent_service_http(struct p11e_agent *agent, const char *name,
 	return service_open(agent, name, out, detail);
 }
 
-enum p11e_err
-p11e_agent_service_http(struct p11e_agent *agent, const char *name,
-    struct p11e_http **out, char *detail)
-{
-	return service_open(agent, name, out, detail);
-}
-
 /* AddService: a user-level service in STATE/services.d/NAME.conf. */
 enum p11e_err
 p11e_method_add_service(

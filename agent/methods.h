@@ -20,8 +20,6 @@
 
 struct p11e_http;
 
-struct p11e_http;
-
 /* One allowed parameter of a method. */
 struct p11e_param {
 	const char *name; /* NULL ends the list */
@@ -83,17 +81,6 @@ void p11e_agent_insert_token(const struct p11e_cred *c, char *detail);
  */
 enum p11e_err p11e_agent_enroll_finish(struct p11e_agent *agent,
     struct p11e_cred *c, const char *uri, bool unattended, char *detail);
-
-/*
- * agent/enroll.c: the HTTP client of the service name (a system service
- * wins over a user's of the same name); detail says what is missing.
- */
-enum p11e_err p11e_agent_service_http(struct p11e_agent *agent,
-    const char *name, struct p11e_http **out, char *detail);
-
-/* agent/doctor.c: the checks of p11enroll doctor (reads only). */
-enum p11e_err p11e_method_doctor(
-    struct p11e_agent *agent, json_t *params, json_t **result, char *detail);
 
 /*
  * agent/enroll.c: the HTTP client of the service name (a system service

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/doctor.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/num.h"
@@ -780,6 +781,83 @@ user_setup(struct run *r)
 	if (!r->json && !r->dry_run && changed)
 		printf("restart the browsers to load the change\n");
 	return P11E_EXIT_OK;
+}
+
+/*
+ * Doctor: p11-kit-proxy where browser setup registers it, and each NSS
+ * database that browser setup would touch, registered or not (the
+ * inspection of --dry-run: nothing is changed).
+ */
+enum p11e_err
+p11e_browser_doctor(json_t *checks)
+{
+	static struct run r;
+	const char *home = home_dir();
+	char dir[PATH_MAX], msg[PATH_MAX + 700], where[PATH_MAX + 300];
+	struct p11e_buf out;
+	enum p11e_err err = P11E_OK;
+	struct target *t;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.dry_run = true;
+	if (realpath(proxy_path, r.proxy_real) == NULL) {
+		fmt(msg, sizeof(msg), "p11-kit-proxy is not at %s", proxy_path);
+		return p11e_doctor_add(checks, "p11kit-proxy", "p11-kit",
+		    "problem", msg,
+		    "install the Debian package p11-kit-modules");
+	}
+	fmt(msg, sizeof(msg), "%s (the module browsers load)", proxy_path);
+	if ((err = p11e_doctor_add(checks, "p11kit-proxy", "p11-kit", "ok", msg,
+		 NULL)) != P11E_OK)
+		return err;
+	if (!in_path("modutil") || !in_path("certutil"))
+		return p11e_doctor_add(checks, "browser", "browsers", "warning",
+		    "modutil and certutil (NSS tools) are not installed: the "
+		    "browsers' databases cannot be checked",
+		    "install the Debian package libnss3-tools");
+	if (home == NULL || !fmt(dir, sizeof(dir), "%s/.pki/nssdb", home) ||
+	    add_target(&r, "chromium", NULL, dir) == NULL ||
+	    !find_firefox(&r, home)) {
+		run_clear(&r);
+		return p11e_doctor_add(checks, "browser", "browsers", "warning",
+		    "the browsers' databases cannot be listed (HOME, or "
+		    "profiles.ini)",
+		    "set HOME to your home directory");
+	}
+	p11e_buf_init(&out, TOOL_OUTPUT_MAX);
+	for (i = 0; i < r.n && err == P11E_OK; i++) {
+		t = &r.t[i];
+		if (strcmp(t->browser, "chromium") == 0)
+			inspect_chromium(&r, t, &out);
+		else
+			inspect_firefox(&r, t, &out);
+		fmt(where, sizeof(where), "%s %s%s%s%s", t->browser, t->path,
+		    t->profile ? " (profile " : "",
+		    t->profile ? t->profile : "", t->profile ? ")" : "");
+		if (t->result == R_PRESENT)
+			err = p11e_doctor_add(checks, "browser", where, "ok",
+			    "p11-kit-proxy is registered", NULL);
+		else if (t->result == R_ADDED)
+			err = p11e_doctor_add(checks, "browser", where,
+			    "problem",
+			    t->create ? "no NSS database yet: the browser "
+					"cannot see the token"
+				      : "p11-kit-proxy is not registered: the "
+					"browser cannot see the token",
+			    "p11enroll browser setup, then restart the "
+			    "browser");
+		else
+			err = p11e_doctor_add(checks, "browser", where,
+			    "warning", t->reason,
+			    t->result == R_FAILED
+				? "fix what it says, then p11enroll browser "
+				  "setup"
+				: NULL);
+	}
+	p11e_buf_clear(&out);
+	run_clear(&r);
+	return err;
 }
 
 /*

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/qr.h"
 #include "common/secret.h"
@@ -102,7 +103,7 @@ admin_login(struct p11e_cli *cli, int argc, char **argv)
 	/* the token PIN (for the TLS client key), then the contract PIN */
 	if ((err = p11e_cli_add_pin(cli, uri, p)) != P11E_OK ||
 	    (err = add_secret(cli, p, "contract_pin",
-		 "Contract PIN (ご契約先暗証番号): ")) != P11E_OK)
+		 _("Contract PIN (ご契約先暗証番号): "))) != P11E_OK)
 		goto out;
 	/* the same token PIN again for the grid step */
 	g = json_object();
@@ -122,8 +123,8 @@ admin_login(struct p11e_cli *cli, int argc, char **argv)
 	ch = json_object_get(res, "challenge");
 	/* the two kana are no secret; on stderr with --json */
 	fprintf(cli->json ? stderr : stdout,
-	    "お客様カードの %s と %s の数字を入力してください。\n"
-	    "Enter the numbers of %s and %s on your customer card.\n",
+	    _("お客様カードの %s と %s の数字を入力してください。\n"
+	      "Enter the numbers of %s and %s on your customer card.\n"),
 	    json_string_value(json_array_get(ch, 0)),
 	    json_string_value(json_array_get(ch, 1)),
 	    json_string_value(json_array_get(ch, 0)),
@@ -155,8 +156,8 @@ admin_login(struct p11e_cli *cli, int argc, char **argv)
 		p11e_cli_print_json(res);
 	else
 		printf(
-		    "Logged in as administrator; the session ends after %lld "
-		    "idle seconds (at %s at the latest).\n",
+		    _("Logged in as administrator; the session ends after %lld "
+		      "idle seconds (at %s at the latest).\n"),
 		    (long long)json_integer_value(
 			json_object_get(res, "idle_timeout")),
 		    str(res, "expires"));
@@ -166,8 +167,8 @@ out:
 	json_decref(res);
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll admin login --service NAME --token URI "
-		   "[--id HEX]");
+	p11e_error(_("usage: p11enroll admin login --service NAME --token URI "
+		     "[--id HEX]"));
 	return P11E_EXIT_USAGE;
 }
 
@@ -177,10 +178,11 @@ print_users(json_t *res)
 	json_t *u, *c, *w;
 	size_t i;
 
-	printf("契約者ID (contract) %s\n", str(res, "contract_id"));
+	printf(_("契約者ID (contract) %s\n"), str(res, "contract_id"));
 	printf("%-10s %-16s %5s %-10s %-20s %-40s %-20s %-15s %-8s %s\n",
-	    "USER", "NAME", "ISSUE", "STATUS", "REGISTERED", "SERIAL",
-	    "VALID UNTIL", "ISSUED FROM", "KEY", "WINDOW");
+	    _("USER"), _("NAME"), _("ISSUE"), _("STATUS"), _("REGISTERED"),
+	    _("SERIAL"), _("VALID UNTIL"), _("ISSUED FROM"), _("KEY"),
+	    _("WINDOW"));
 	json_array_foreach(json_object_get(res, "users"), i, u)
 	{
 		char issue[16] = "-";
@@ -226,7 +228,7 @@ admin_get(struct p11e_cli *cli, const char *method, int argc)
 	bool in;
 
 	if (argc != 1) {
-		p11e_error("usage: p11enroll admin users|audit");
+		p11e_error(_("usage: p11enroll admin users|audit"));
 		json_decref(p);
 		return P11E_EXIT_USAGE;
 	}
@@ -278,22 +280,24 @@ admin_action(struct p11e_cli *cli, const char *action, int argc, char **argv)
 	/* what will happen, before the confirmation PIN */
 	if (!cli->json) {
 		if (strcmp(action, "reissue") == 0)
-			printf("Reissue (再発行) for %s: opens an acquisition "
-			       "window for a new certificate%s.\n",
+			printf(
+			    _("Reissue (再発行) for %s: opens an acquisition "
+			      "window for a new certificate%s.\n"),
 			    user,
 			    strcmp(reason, "expired") != 0
-				? "; the current certificate is revoked NOW "
-				  "(key compromise)"
-				: "; the current certificate stays valid "
-				  "until it expires");
+				? _("; the current certificate is revoked NOW "
+				    "(key compromise)")
+				: _("; the current certificate stays valid "
+				    "until it expires"));
 		else if (strcmp(action, "revoke") == 0)
-			printf("Revoke (失効) %s: the user's certificates go "
-			       "on the CRL and no new one can be enrolled.\n",
+			printf(
+			    _("Revoke (失効) %s: the user's certificates go "
+			      "on the CRL and no new one can be enrolled.\n"),
 			    user);
 		else
-			printf("Keep (現在の電子証明書を継続する) for %s: an "
-			       "open acquisition window closes; nothing else "
-			       "changes.\n",
+			printf(_("Keep (現在の電子証明書を継続する) for %s: an "
+				 "open acquisition window closes; nothing else "
+				 "changes.\n"),
 			    user);
 		fflush(stdout);
 	}
@@ -307,12 +311,12 @@ admin_action(struct p11e_cli *cli, const char *action, int argc, char **argv)
 	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
 		goto out;
 	if (!in) {
-		p11e_error("no admin session: p11enroll admin login");
+		p11e_error(_("no admin session: p11enroll admin login"));
 		err = P11E_ERR_CREDENTIALS_REQUIRED;
 		goto out;
 	}
 	if ((err = add_secret(cli, p, "confirmation_pin",
-		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
+		 _("Confirmation PIN (ご契約先確認暗証番号): "))) != P11E_OK)
 		goto out;
 	err = p11e_cli_call_agent(cli, "AdminCertificate", p, &res);
 	p = NULL;
@@ -323,30 +327,30 @@ admin_action(struct p11e_cli *cli, const char *action, int argc, char **argv)
 		goto out;
 	}
 	json_array_foreach(json_object_get(res, "revoked"), i, v)
-	    printf("Revoked certificate %s.\n", json_string_value(v));
+	    printf(_("Revoked certificate %s.\n"), json_string_value(v));
 	if (json_is_true(json_object_get(res, "window_closed")))
-		printf("The acquisition window of %s is closed.\n", user);
+		printf(_("The acquisition window of %s is closed.\n"), user);
 	if ((inv = json_object_get(res, "invitation")) != NULL) {
-		printf("Acquisition window open until %s.  Tell the user:\n",
+		printf(_("Acquisition window open until %s.  Tell the user:\n"),
 		    str(inv, "window_closes"));
-		printf("  service URL:             %s\n"
-		       "  server pin:              %s\n"
-		       "  契約者ID (contract ID):  %s\n"
-		       "  利用者ID (user ID):      %s\n"
-		       "  取得可能期間 (until):    %s\n",
+		printf(_("  service URL:             %s\n"
+			 "  server pin:              %s\n"
+			 "  契約者ID (contract ID):  %s\n"
+			 "  利用者ID (user ID):      %s\n"
+			 "  取得可能期間 (until):    %s\n"),
 		    str(inv, "url")[0] ? str(inv, "url") : "(ask the bank)",
 		    str(inv, "server_pin"), str(inv, "contract_id"),
 		    str(inv, "user_id"), str(inv, "window_closes"));
 	} else if (strcmp(action, "keep") == 0 &&
 	    !json_is_true(json_object_get(res, "window_closed"))) {
-		printf("No window was open: nothing changed.\n");
+		printf(_("No window was open: nothing changed.\n"));
 	}
 out:
 	json_decref(p);
 	json_decref(res);
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll admin %s USER%s", action,
+	p11e_error(_("usage: p11enroll admin %s USER%s"), action,
 	    strcmp(action, "keep") == 0
 		? ""
 		: " [--reason expired|lost|compromised]");
@@ -375,12 +379,12 @@ user_confirmed(struct p11e_cli *cli, const char *method, const char *user,
 	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
 		goto out;
 	if (!in) {
-		p11e_error("no admin session: p11enroll admin login");
+		p11e_error(_("no admin session: p11enroll admin login"));
 		err = P11E_ERR_CREDENTIALS_REQUIRED;
 		goto out;
 	}
 	if ((err = add_secret(cli, p, "confirmation_pin",
-		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
+		 _("Confirmation PIN (ご契約先確認暗証番号): "))) != P11E_OK)
 		goto out;
 	err = p11e_cli_call_agent(cli, method, p, res);
 	p = NULL;
@@ -396,22 +400,23 @@ admin_unlock(struct p11e_cli *cli, int argc, char **argv)
 	enum p11e_err err;
 
 	if (argc != 2) {
-		p11e_error("usage: p11enroll admin unlock USER");
+		p11e_error(_("usage: p11enroll admin unlock USER"));
 		return P11E_EXIT_USAGE;
 	}
 	if ((err = user_confirmed(cli, "AdminUnlock", argv[1],
-		 "Unlock (ロック解除)",
-		 "its failure counters are cleared and it can log in again.",
+		 _("Unlock (ロック解除)"),
+		 _("its failure counters are cleared and it can log in again."),
 		 &res)) != P11E_OK)
 		goto out;
 	if (cli->json)
 		p11e_cli_print_json(res);
 	else
-		printf("%s unlocked (it was %slocked, %lld failures, %lld on "
-		       "the card).\n",
+		printf(_("%s unlocked (it was %slocked, %lld failures, %lld on "
+			 "the card).\n"),
 		    str(res, "user_id"),
-		    json_is_true(json_object_get(res, "was_locked")) ? ""
-								     : "not ",
+		    json_is_true(json_object_get(res, "was_locked"))
+			? ""
+			: _("not "),
 		    (long long)json_integer_value(
 			json_object_get(res, "failures")),
 		    (long long)json_integer_value(
@@ -428,22 +433,22 @@ admin_otp(struct p11e_cli *cli, int argc, char **argv)
 	enum p11e_err err;
 
 	if (argc != 2) {
-		p11e_error("usage: p11enroll admin otp USER");
+		p11e_error(_("usage: p11enroll admin otp USER"));
 		return P11E_EXIT_USAGE;
 	}
 	if ((err = user_confirmed(cli, "AdminOtp", argv[1],
-		 "One-time password registration (ワンタイムパスワード登録) "
-		 "for",
-		 "a new TOTP secret replaces its current one, which stops "
-		 "working at once.",
+		 _("One-time password registration (ワンタイムパスワード登録) "
+		   "for"),
+		 _("a new TOTP secret replaces its current one, which stops "
+		   "working at once."),
 		 &res)) != P11E_OK)
 		goto out;
 	if (cli->json) {
 		p11e_cli_print_json(res);
 	} else {
-		printf("One-time password token %s assigned to %s.\n"
-		       "Scan into an authenticator app (shown only once):\n"
-		       "  %s\n",
+		printf(_("One-time password token %s assigned to %s.\n"
+			 "Scan into an authenticator app (shown only once):\n"
+			 "  %s\n"),
 		    str(res, "serial"), str(res, "user_id"),
 		    str(res, "otpauth_uri"));
 		p11e_qr_print(str(res, "otpauth_uri"));
@@ -456,13 +461,13 @@ out:
 static void
 print_invitation(json_t *inv)
 {
-	printf("Acquisition window open until %s.  Tell the user:\n",
+	printf(_("Acquisition window open until %s.  Tell the user:\n"),
 	    str(inv, "window_closes"));
-	printf("  service URL:             %s\n"
-	       "  server pin:              %s\n"
-	       "  契約者ID (contract ID):  %s\n"
-	       "  利用者ID (user ID):      %s\n"
-	       "  取得可能期間 (until):    %s\n",
+	printf(_("  service URL:             %s\n"
+		 "  server pin:              %s\n"
+		 "  契約者ID (contract ID):  %s\n"
+		 "  利用者ID (user ID):      %s\n"
+		 "  取得可能期間 (until):    %s\n"),
 	    str(inv, "url")[0] ? str(inv, "url") : "(ask the bank)",
 	    str(inv, "server_pin"), str(inv, "contract_id"),
 	    str(inv, "user_id"), str(inv, "window_closes"));
@@ -493,8 +498,8 @@ admin_user_add(struct p11e_cli *cli, int argc, char **argv)
 		goto usage;
 	user = argv[optind];
 	if (!cli->json) {
-		printf("User registration (利用者情報登録): %s (%s) with an "
-		       "initial password and an acquisition window.\n",
+		printf(_("User registration (利用者情報登録): %s (%s) with an "
+			 "initial password and an acquisition window.\n"),
 		    user, name);
 		fflush(stdout);
 	}
@@ -506,25 +511,26 @@ admin_user_add(struct p11e_cli *cli, int argc, char **argv)
 	if ((err = add_token_pin(cli, p, &in)) != P11E_OK)
 		goto out;
 	if (!in) {
-		p11e_error("no admin session: p11enroll admin login");
+		p11e_error(_("no admin session: p11enroll admin login"));
 		err = P11E_ERR_CREDENTIALS_REQUIRED;
 		goto out;
 	}
-	if ((err = p11e_cli_read_secret("Initial password (利用者暗証番号): ",
-		 cli->pin_stdin, &pw)) != P11E_OK ||
+	if ((err = p11e_cli_read_secret(
+		 _("Initial password (利用者暗証番号): "), cli->pin_stdin,
+		 &pw)) != P11E_OK ||
 	    (!cli->pin_stdin &&
-		(err = p11e_cli_read_secret("Repeat it: ", false, &pw2)) !=
+		(err = p11e_cli_read_secret(_("Repeat it: "), false, &pw2)) !=
 		    P11E_OK))
 		goto out;
 	if (pw2 != NULL && !p11e_secret_equal(pw, pw2)) {
-		p11e_error("the passwords differ");
+		p11e_error(_("the passwords differ"));
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	}
 	json_object_set_new(p, "password",
 	    json_stringn(p11e_secret_str(pw), p11e_secret_len(pw)));
 	if ((err = add_secret(cli, p, "confirmation_pin",
-		 "Confirmation PIN (ご契約先確認暗証番号): ")) != P11E_OK)
+		 _("Confirmation PIN (ご契約先確認暗証番号): "))) != P11E_OK)
 		goto out;
 	err = p11e_cli_call_agent(cli, "AdminUserAdd", p, &res);
 	p = NULL;
@@ -533,7 +539,7 @@ admin_user_add(struct p11e_cli *cli, int argc, char **argv)
 	if (cli->json) {
 		p11e_cli_print_json(res);
 	} else {
-		printf("User %s added.\n", user);
+		printf(_("User %s added.\n"), user);
 		print_invitation(json_object_get(res, "invitation"));
 	}
 out:
@@ -543,7 +549,7 @@ out:
 	json_decref(res);
 	return p11e_cli_exit_code(err);
 usage:
-	p11e_error("usage: p11enroll admin user-add USER --name NAME");
+	p11e_error(_("usage: p11enroll admin user-add USER --name NAME"));
 	return P11E_EXIT_USAGE;
 }
 
@@ -556,7 +562,7 @@ admin_logout(struct p11e_cli *cli, int argc)
 
 	if (argc != 1) {
 		json_decref(p);
-		p11e_error("usage: p11enroll admin logout");
+		p11e_error(_("usage: p11enroll admin logout"));
 		return P11E_EXIT_USAGE;
 	}
 	if ((err = add_token_pin(cli, p, &in)) == P11E_OK)
@@ -567,7 +573,7 @@ admin_logout(struct p11e_cli *cli, int argc)
 		if (cli->json)
 			p11e_cli_print_json(res);
 		else
-			printf("Logged out.\n");
+			printf(_("Logged out.\n"));
 	}
 	json_decref(res);
 	return p11e_cli_exit_code(err);
@@ -585,15 +591,16 @@ admin_status(struct p11e_cli *cli)
 	if (cli->json)
 		p11e_cli_print_json(res);
 	else if (json_is_true(json_object_get(res, "logged_in")))
-		printf("Logged in to %s (%lld idle seconds left, ends %s).\n",
+		printf(
+		    _("Logged in to %s (%lld idle seconds left, ends %s).\n"),
 		    str(res, "service"),
 		    (long long)json_integer_value(
 			json_object_get(res, "idle_left")),
 		    str(res, "expires"));
 	else if (json_is_true(json_object_get(res, "pending")))
-		printf("Waiting for the customer card answer.\n");
+		printf(_("Waiting for the customer card answer.\n"));
 	else
-		printf("Not logged in.\n");
+		printf(_("Not logged in.\n"));
 	json_decref(res);
 	return P11E_EXIT_OK;
 }
@@ -610,8 +617,8 @@ admin_enroll(struct p11e_cli *cli, int argc, char **argv)
 	int i, n = 0;
 
 	if (argc > 30) {
-		p11e_error("usage: p11enroll admin enroll --service NAME "
-			   "[--token URI] ...");
+		p11e_error(_("usage: p11enroll admin enroll --service NAME "
+			     "[--token URI] ..."));
 		return P11E_EXIT_USAGE;
 	}
 	for (i = 0; i < argc; i++)
@@ -647,8 +654,9 @@ p11e_cmd_admin(struct p11e_cli *cli, int argc, char **argv)
 		return admin_logout(cli, argc - 1);
 	if (strcmp(sub, "status") == 0)
 		return admin_status(cli);
-	p11e_error("usage: p11enroll admin "
-		   "enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
-		   "audit|logout|status ...");
+	p11e_error(
+	    _("usage: p11enroll admin "
+	      "enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
+	      "audit|logout|status ..."));
 	return P11E_EXIT_USAGE;
 }

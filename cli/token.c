@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "common/buf.h"
+#include "common/i18n.h"
 #include "common/log.h"
 
 /* The token commands: tokens, token objects|keygen|csr|import|delete. */
@@ -44,25 +45,25 @@ print_token(json_t *t)
 	size_t i, n = 0;
 
 	if (!json_is_true(json_object_get(t, "present"))) {
-		printf("module %s: empty slot\n", str(t, "module"));
+		printf(_("module %s: empty slot\n"), str(t, "module"));
 		return;
 	}
 	printf("%s\n", str(t, "uri"));
-	printf("  token:  %s (serial %s, %s, %s)\n", str(t, "label"),
+	printf(_("  token:  %s (serial %s, %s, %s)\n"), str(t, "label"),
 	    str(t, "serial"), str(t, "model"), str(t, "manufacturer"));
-	printf("  module: %s (%s)\n", str(t, "module"), str(t, "library"));
-	printf("  flags: ");
+	printf(_("  module: %s (%s)\n"), str(t, "module"), str(t, "library"));
+	printf(_("  flags: "));
 	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (flag(t, flags[i]))
 			printf("%s%s", n++ ? ", " : " ", flags[i]);
 	}
 	printf("%s\n", n ? "" : " none");
-	printf("  keys:  ");
+	printf(_("  keys:  "));
 	json_array_foreach(types, i, v) printf(" %s", json_string_value(v));
 	if (json_array_size(types) == 0)
-		printf(" none (cannot generate keys p11enroll uses)");
+		printf(_(" none (cannot generate keys p11enroll uses)"));
 	if (!json_is_true(json_object_get(t, "rsa_tls13")))
-		printf("  (RSA: TLS 1.2 only)");
+		printf(_("  (RSA: TLS 1.2 only)"));
 	printf("\n");
 }
 
@@ -74,7 +75,7 @@ p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv)
 	size_t i;
 
 	if (argc > 2) {
-		p11e_error("usage: p11enroll tokens [URI]");
+		p11e_error(_("usage: p11enroll tokens [URI]"));
 		return P11E_EXIT_USAGE;
 	}
 	params = json_object();
@@ -89,7 +90,7 @@ p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv)
 		json_array_foreach(json_object_get(result, "tokens"), i, t)
 		    print_token(t);
 		if (json_array_size(json_object_get(result, "tokens")) == 0)
-			printf("no token%s\n", argc == 2 ? " matches" : "s");
+			printf(_("no token%s\n"), argc == 2 ? " matches" : "s");
 	}
 	json_decref(result);
 	return P11E_EXIT_OK;
@@ -127,7 +128,7 @@ p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 		return P11E_OK;
 	}
 	if (flag(t, "pin_final_try"))
-		p11e_info("warning: one more wrong PIN locks '%s'%s",
+		p11e_info(_("warning: one more wrong PIN locks '%s'%s"),
 		    str(t, "label"),
 		    cli->final_try ? "" : " (--final-try to try anyway)");
 	if (flag(t, "pin_final_try") && !cli->final_try) {
@@ -135,7 +136,7 @@ p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 		json_decref(res);
 		return P11E_OK;
 	} else if (flag(t, "pin_count_low"))
-		p11e_info("warning: '%s' says few PIN tries are left",
+		p11e_info(_("warning: '%s' says few PIN tries are left"),
 		    str(t, "label"));
 	snprintf(prompt, sizeof(prompt),
 	    "PIN for '%s' (serial %s): ", str(t, "label"), str(t, "serial"));
@@ -161,19 +162,20 @@ read_file(const char *path, struct p11e_buf *out)
 
 	fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		p11e_error("cannot open %s: %s", path, strerror(errno));
+		p11e_error(_("cannot open %s: %s"), path, strerror(errno));
 		return P11E_ERR_IO;
 	}
 	while (err == P11E_OK && (n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			p11e_error("cannot read %s: %s", path, strerror(errno));
+			p11e_error(
+			    _("cannot read %s: %s"), path, strerror(errno));
 			err = P11E_ERR_IO;
 		} else if ((err = p11e_buf_append(out, chunk, (size_t)n)) ==
 		    P11E_ERR_TOO_LARGE) {
 			p11e_error(
-			    "%s is larger than %d bytes", path, FILE_MAX);
+			    _("%s is larger than %d bytes"), path, FILE_MAX);
 		}
 	}
 	if (fd != 0)
@@ -187,12 +189,12 @@ print_object(json_t *o)
 	printf("%-12s %-8s id %s", str(o, "kind"), str(o, "key_type"),
 	    str(o, "id"));
 	if (str(o, "label")[0] != '\0')
-		printf("  label \"%s\"", str(o, "label"));
+		printf(_("  label \"%s\""), str(o, "label"));
 	printf("\n");
 	if (strcmp(str(o, "kind"), "certificate") == 0) {
-		printf("    subject   %s\n", str(o, "subject"));
-		printf("    issuer    %s\n", str(o, "issuer"));
-		printf("    serial    %s, valid until %s UTC%s\n",
+		printf(_("    subject   %s\n"), str(o, "subject"));
+		printf(_("    issuer    %s\n"), str(o, "issuer"));
+		printf(_("    serial    %s, valid until %s UTC%s\n"),
 		    str(o, "serial"), str(o, "not_after"),
 		    json_is_true(json_object_get(o, "authority"))
 			? ", CA certificate"
@@ -204,15 +206,15 @@ print_object(json_t *o)
 static void
 sub_usage(void)
 {
-	p11e_error("usage:\n"
-		   "  p11enroll token objects URI [--login]\n"
-		   "  p11enroll token keygen URI [--type TYPE] [--id HEX] "
-		   "[--label TEXT]\n"
-		   "  p11enroll token csr URI --id HEX (--subject /CN=... | "
-		   "--copy-from CERT.pem) [--out FILE]\n"
-		   "  p11enroll token import URI FILE.pem [--id HEX] "
-		   "[--label TEXT]\n"
-		   "  p11enroll token delete URI --id HEX");
+	p11e_error(_("usage:\n"
+		     "  p11enroll token objects URI [--login]\n"
+		     "  p11enroll token keygen URI [--type TYPE] [--id HEX] "
+		     "[--label TEXT]\n"
+		     "  p11enroll token csr URI --id HEX (--subject /CN=... | "
+		     "--copy-from CERT.pem) [--out FILE]\n"
+		     "  p11enroll token import URI FILE.pem [--id HEX] "
+		     "[--label TEXT]\n"
+		     "  p11enroll token delete URI --id HEX"));
 }
 
 int
@@ -338,40 +340,42 @@ p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv)
 		json_array_foreach(json_object_get(result, "objects"), i, o)
 		    print_object(o);
 		if (json_array_size(json_object_get(result, "objects")) == 0)
-			printf("no objects%s\n",
+			printf(_("no objects%s\n"),
 			    login ? "" : " visible without login (--login)");
 	} else if (strcmp(method, "GenerateKey") == 0) {
-		printf("generated %s key pair, id %s\n",
+		printf(_("generated %s key pair, id %s\n"),
 		    str(result, "key_type"), str(result, "id"));
 		if (str(result, "note")[0] != '\0')
-			printf("note: %s\n", str(result, "note"));
+			printf(_("note: %s\n"), str(result, "note"));
 	} else if (strcmp(method, "MakeCSR") == 0) {
 		f = outfile ? fopen(outfile, "w") : stdout;
 		if (f == NULL) {
 			p11e_error(
-			    "cannot write %s: %s", outfile, strerror(errno));
+			    _("cannot write %s: %s"), outfile, strerror(errno));
 			rc = P11E_EXIT_FAILURE;
 			goto out;
 		}
 		fputs(str(result, "csr"), f);
 		if (f != stdout && fclose(f) != 0) {
-			p11e_error("cannot write %s", outfile);
+			p11e_error(_("cannot write %s"), outfile);
 			rc = P11E_EXIT_FAILURE;
 		}
 	} else if (strcmp(method, "ImportCertificates") == 0) {
 		if (json_is_true(json_object_get(result, "verified")))
-			printf("stored the certificate of key %s and checked "
-			       "that they belong together (signed on the "
-			       "token, verified with the certificate)\n",
+			printf(_("stored the certificate of key %s and checked "
+				 "that they belong together (signed on the "
+				 "token, verified with the certificate)\n"),
 			    str(result, "id"));
-		printf("CA certificates: %" JSON_INTEGER_FORMAT
-		       " added, %" JSON_INTEGER_FORMAT " already present\n",
-		    json_integer_value(json_object_get(result, "ca_added")),
-		    json_integer_value(json_object_get(result, "ca_present")));
+		printf(_("CA certificates: %lld added, %lld already present\n"),
+		    (long long)json_integer_value(
+			json_object_get(result, "ca_added")),
+		    (long long)json_integer_value(
+			json_object_get(result, "ca_present")));
 	} else {
-		printf("deleted %" JSON_INTEGER_FORMAT
-		       " object(s) with id %s\n",
-		    json_integer_value(json_object_get(result, "deleted")), id);
+		printf(_("deleted %lld object(s) with id %s\n"),
+		    (long long)json_integer_value(
+			json_object_get(result, "deleted")),
+		    id);
 	}
 out:
 	json_decref(params);

@@ -17,6 +17,7 @@
 #include <pskc/pskc.h>
 
 #include "cli/cli.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/num.h"
 #include "common/qr.h"
@@ -81,13 +82,14 @@ static enum p11e_err
 check_ids(const char *contract_id, const char *user_id)
 {
 	if (!p11e_db_valid_contract_id(contract_id)) {
-		p11e_error("invalid contract ID (契約者ID): it must be exactly "
-			   "11 half-width digits");
+		p11e_error(
+		    _("invalid contract ID (契約者ID): it must be exactly "
+		      "11 half-width digits"));
 		return P11E_ERR_INVALID_PARAMETER;
 	}
 	if (user_id != NULL && !p11e_db_valid_user_id(user_id)) {
-		p11e_error("invalid user ID (利用者ID): it must be 1 to 30 "
-			   "half-width letters and digits");
+		p11e_error(_("invalid user ID (利用者ID): it must be 1 to 30 "
+			     "half-width letters and digits"));
 		return P11E_ERR_INVALID_PARAMETER;
 	}
 	return P11E_OK;
@@ -104,7 +106,7 @@ find_user(struct p11e_ra *ra, const char *contract_id, const char *user_id,
 		return err;
 	if ((err = p11e_db_contract_find(ra->db, contract_id, &c)) ==
 	    P11E_ERR_NOT_FOUND) {
-		p11e_error("unknown contract %s", contract_id);
+		p11e_error(_("unknown contract %s"), contract_id);
 		return err;
 	}
 	if (err != P11E_OK)
@@ -112,7 +114,7 @@ find_user(struct p11e_ra *ra, const char *contract_id, const char *user_id,
 	err = p11e_db_user_find(ra->db, contract_id, user_id, u);
 	if (err == P11E_ERR_NOT_FOUND)
 		p11e_error(
-		    "unknown user %s in contract %s", user_id, contract_id);
+		    _("unknown user %s in contract %s"), user_id, contract_id);
 	return err;
 }
 
@@ -187,8 +189,8 @@ contract_add(struct p11e_ra *ra, int argc, char **argv)
 	if (optind != argc || name == NULL)
 		goto usage;
 	if (!valid_name(name)) {
-		p11e_error("invalid --name: 1 to %d bytes of UTF-8 text "
-			   "without control characters",
+		p11e_error(_("invalid --name: 1 to %d bytes of UTF-8 text "
+			     "without control characters"),
 		    NAME_MAX_LEN);
 		return P11E_RA_EXIT_FAILURE;
 	}
@@ -262,14 +264,14 @@ contract_add(struct p11e_ra *ra, int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else {
-		printf("New contract (ご契約先) %s\n", name);
-		printf("  契約者ID (contract ID):                    %s\n",
+		printf(_("New contract (ご契約先) %s\n"), name);
+		printf(_("  契約者ID (contract ID):                    %s\n"),
 		    contract_id);
-		printf("  ご契約先暗証番号 (contract PIN):            %s\n",
+		printf(_("  ご契約先暗証番号 (contract PIN):            %s\n"),
 		    p11e_secret_str(pin));
-		printf("  ご契約先確認暗証番号 (confirmation PIN):    %s\n",
+		printf(_("  ご契約先確認暗証番号 (confirmation PIN):    %s\n"),
 		    p11e_secret_str(cpin));
-		printf("  お客様カード (customer card):\n");
+		printf(_("  お客様カード (customer card):\n"));
 		for (i = 0; i < P11E_CARD_CELLS; i++) {
 			(void)p11e_card_value(card, i, v);
 			printf("%s%s %s",
@@ -278,8 +280,8 @@ contract_add(struct p11e_ra *ra, int argc, char **argv)
 			if (i % P11E_CARD_COLS == P11E_CARD_COLS - 1)
 				printf("\n");
 		}
-		printf("Hand these to the customer; they are shown only once "
-		       "and stored only hashed or encrypted.\n");
+		printf(_("Hand these to the customer; they are shown only once "
+			 "and stored only hashed or encrypted.\n"));
 	}
 	p11e_wipe(v, sizeof(v));
 out:
@@ -293,8 +295,8 @@ out:
 	p11e_secret_free(card);
 	return p11e_ra_exit(err);
 usage:
-	fprintf(
-	    stderr, "Usage: p11enroll-ra contract add --name NAME [--json]\n");
+	fprintf(stderr,
+	    _("Usage: p11enroll-ra contract add --name NAME [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -303,7 +305,7 @@ p11e_ra_cmd_contract(struct p11e_ra *ra, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "add") == 0)
 		return contract_add(ra, argc - 1, argv + 1);
-	fprintf(stderr, "Usage: p11enroll-ra contract add --name NAME\n");
+	fprintf(stderr, _("Usage: p11enroll-ra contract add --name NAME\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -318,7 +320,7 @@ server_pin(struct p11e_ra *ra, char *pin, size_t len)
 
 	if (ra->cfg.tls_cert == NULL ||
 	    (f = fopen(ra->cfg.tls_cert, "re")) == NULL) {
-		p11e_error("no readable [server] tls-cert");
+		p11e_error(_("no readable [server] tls-cert"));
 		return P11E_ERR_CONFIG;
 	}
 	x = PEM_read_X509(f, NULL, NULL, NULL);
@@ -339,14 +341,14 @@ write_invitation(const char *path, json_t *inv)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-		p11e_error("--invitation %s: %s", path, strerror(errno));
+		p11e_error(_("--invitation %s: %s"), path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return errno == EEXIST ? P11E_ERR_EXISTS : P11E_ERR_IO;
 	}
 	if (json_dumpf(inv, f, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
 	    fputc('\n', f) == EOF || fflush(f) != 0 || fsync(fd) != 0) {
-		p11e_error("--invitation %s: %s", path, strerror(errno));
+		p11e_error(_("--invitation %s: %s"), path, strerror(errno));
 		err = P11E_ERR_IO;
 	}
 	if (fclose(f) != 0 && err == P11E_OK)
@@ -406,13 +408,13 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 	if (check_ids(contract_id, user_id) != P11E_OK)
 		return P11E_RA_EXIT_FAILURE;
 	if (!valid_name(name)) {
-		p11e_error("invalid --name: 1 to %d bytes of UTF-8 text "
-			   "without control characters",
+		p11e_error(_("invalid --name: 1 to %d bytes of UTF-8 text "
+			     "without control characters"),
 		    NAME_MAX_LEN);
 		return P11E_RA_EXIT_FAILURE;
 	}
 	if (inv_path != NULL && access(inv_path, F_OK) == 0) {
-		p11e_error("--invitation %s exists already", inv_path);
+		p11e_error(_("--invitation %s exists already"), inv_path);
 		return P11E_RA_EXIT_FAILURE;
 	}
 	if (p11e_ra_open(ra) != P11E_OK)
@@ -420,12 +422,12 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 	if ((err = p11e_db_contract_find(ra->db, contract_id, &contract)) !=
 	    P11E_OK) {
 		if (err == P11E_ERR_NOT_FOUND)
-			p11e_error("unknown contract %s", contract_id);
+			p11e_error(_("unknown contract %s"), contract_id);
 		goto out;
 	}
 	if ((err = p11e_db_user_find(
 		 ra->db, contract_id, user_id, &existing)) == P11E_OK) {
-		p11e_error("user %s already exists in contract %s", user_id,
+		p11e_error(_("user %s already exists in contract %s"), user_id,
 		    contract_id);
 		err = P11E_ERR_EXISTS;
 		goto out;
@@ -435,19 +437,19 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 		goto out;
 	/* the initial password (利用者暗証番号): never argv or env */
 	if ((err = p11e_cli_read_secret(
-		 "Initial password: ", from_stdin, &pw)) != P11E_OK)
+		 _("Initial password: "), from_stdin, &pw)) != P11E_OK)
 		goto out;
 	if (!from_stdin &&
-	    ((err = p11e_cli_read_secret("Repeat it: ", false, &pw2)) !=
+	    ((err = p11e_cli_read_secret(_("Repeat it: "), false, &pw2)) !=
 		    P11E_OK ||
 		!p11e_secret_equal(pw, pw2))) {
 		if (err == P11E_OK)
-			p11e_error("the passwords differ");
+			p11e_error(_("the passwords differ"));
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	}
 	if (p11e_secret_len(pw) < 8 || p11e_secret_len(pw) > 1024) {
-		p11e_error("the password must be 8 to 1024 bytes long");
+		p11e_error(_("the password must be 8 to 1024 bytes long"));
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	}
@@ -509,18 +511,18 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 	if (ra->json) {
 		print_json(inv);
 	} else {
-		printf("User (利用者) %s of contract %s added%s.\n", user_id,
-		    contract_id, admin ? " as administrator (管理者)" : "");
-		printf("Invitation:\n"
-		       "  service URL:   %s\n"
-		       "  server pin:    %s\n"
-		       "  契約者ID:      %s\n"
-		       "  利用者ID:      %s\n"
-		       "  取得可能期間:  until %s\n",
-		    ra->cfg.url != NULL ? ra->cfg.url : "(set [server] url)",
+		printf(_("User (利用者) %s of contract %s added%s.\n"), user_id,
+		    contract_id, admin ? _(" as administrator (管理者)") : "");
+		printf(_("Invitation:\n"
+			 "  service URL:   %s\n"
+			 "  server pin:    %s\n"
+			 "  契約者ID:      %s\n"
+			 "  利用者ID:      %s\n"
+			 "  取得可能期間:  until %s\n"),
+		    ra->cfg.url != NULL ? ra->cfg.url : _("(set [server] url)"),
 		    pin, contract_id, user_id, closes_s);
 		if (inv_path != NULL)
-			printf("Written to %s for p11enroll.\n", inv_path);
+			printf(_("Written to %s for p11enroll.\n"), inv_path);
 	}
 out:
 	if (err != P11E_OK) {
@@ -535,10 +537,10 @@ out:
 	return p11e_ra_exit(err);
 usage:
 	fprintf(stderr,
-	    "Usage: p11enroll-ra user add CONTRACT USER_ID --name "
-	    "NAME [--admin]\n"
-	    "         [--password-stdin] [--invitation FILE] "
-	    "[--json]\n");
+	    _("Usage: p11enroll-ra user add CONTRACT USER_ID --name "
+	      "NAME [--admin]\n"
+	      "         [--password-stdin] [--invitation FILE] "
+	      "[--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -548,8 +550,8 @@ p11e_ra_cmd_user(struct p11e_ra *ra, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "add") == 0)
 		return user_add(ra, argc - 1, argv + 1);
 	fprintf(stderr,
-	    "Usage: p11enroll-ra user add CONTRACT USER_ID "
-	    "--name NAME [--admin]\n");
+	    _("Usage: p11enroll-ra user add CONTRACT USER_ID "
+	      "--name NAME [--admin]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -574,7 +576,7 @@ pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
 	*secret = NULL;
 	p11e_buf_init_wiped(&file, 1024 * 1024);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		p11e_error("--pskc %s: %s", path, strerror(errno));
+		p11e_error(_("--pskc %s: %s"), path, strerror(errno));
 		return P11E_ERR_IO;
 	}
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
@@ -589,7 +591,7 @@ pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
 	    (rc = pskc_init(&container)) != PSKC_OK ||
 	    (rc = pskc_parse_from_memory(
 		 container, file.len, (const char *)file.data)) != PSKC_OK) {
-		p11e_error("--pskc %s: %s", path, pskc_strerror(rc));
+		p11e_error(_("--pskc %s: %s"), path, pskc_strerror(rc));
 		err = P11E_ERR_PARSE;
 		goto out;
 	}
@@ -600,7 +602,8 @@ pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
 			continue;
 		alg = pskc_get_key_algorithm(key);
 		if (alg == NULL || strstr(alg, "totp") == NULL) {
-			p11e_error("--pskc: token %s is not a TOTP token (%s)",
+			p11e_error(
+			    _("--pskc: token %s is not a TOTP token (%s)"),
 			    serial, alg != NULL ? alg : "no algorithm");
 			err = P11E_ERR_INVALID_PARAMETER;
 			goto out;
@@ -611,14 +614,15 @@ pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
 			*digits = 6;
 		if (*digits < 6 || *digits > 8) {
 			p11e_error(
-			    "--pskc: %u digits are not supported", *digits);
+			    _("--pskc: %u digits are not supported"), *digits);
 			err = P11E_ERR_INVALID_PARAMETER;
 			goto out;
 		}
 		s = pskc_get_key_data_secret(key, &len);
 		if (s == NULL || len == 0 || len > 64) {
-			p11e_error("--pskc: token %s has no usable secret "
-				   "(encrypted PSKC files are not supported)",
+			p11e_error(
+			    _("--pskc: token %s has no usable secret "
+			      "(encrypted PSKC files are not supported)"),
 			    serial);
 			err = P11E_ERR_PARSE;
 			goto out;
@@ -630,7 +634,7 @@ pskc_import(const char *path, const char *serial, struct p11e_secret **secret,
 		err = P11E_OK;
 		goto out;
 	}
-	p11e_error("--pskc %s: no token with serial %s", path, serial);
+	p11e_error(_("--pskc %s: no token with serial %s"), path, serial);
 out:
 	pskc_done(container);
 	p11e_buf_clear(&file);
@@ -701,7 +705,7 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 			print_json(j);
 			json_decref(j);
 		} else {
-			printf("Hardware token %s assigned to %s.\n", serial,
+			printf(_("Hardware token %s assigned to %s.\n"), serial,
 			    target);
 		}
 		goto out;
@@ -717,9 +721,9 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else {
-		printf("One-time password token %s assigned to %s.\n"
-		       "Scan into an authenticator app (shown only once):\n"
-		       "  %s\n",
+		printf(_("One-time password token %s assigned to %s.\n"
+			 "Scan into an authenticator app (shown only once):\n"
+			 "  %s\n"),
 		    serial, target, p11e_secret_str(uri));
 		p11e_qr_print(p11e_secret_str(uri));
 	}
@@ -734,8 +738,8 @@ out:
 	return p11e_ra_exit(err);
 usage:
 	fprintf(stderr,
-	    "Usage: p11enroll-ra otp assign CONTRACT USER_ID "
-	    "[--pskc FILE --serial S] [--json]\n");
+	    _("Usage: p11enroll-ra otp assign CONTRACT USER_ID "
+	      "[--pskc FILE --serial S] [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -774,7 +778,7 @@ otp_check(struct p11e_ra *ra, int argc, char **argv)
 		goto out;
 	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
 	if ((err = p11e_cli_read_secret(
-		 "One-time password: ", from_stdin, &code)) != P11E_OK)
+		 _("One-time password: "), from_stdin, &code)) != P11E_OK)
 		goto out;
 	/* decision and step in one transaction (R02) */
 	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
@@ -786,7 +790,7 @@ otp_check(struct p11e_ra *ra, int argc, char **argv)
 	sqlite3_bind_int64(st, 1, u.id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		p11e_error("%s has no one-time password token", target);
+		p11e_error(_("%s has no one-time password token"), target);
 		err = P11E_ERR_NOT_FOUND;
 		goto out;
 	}
@@ -823,7 +827,7 @@ otp_check(struct p11e_ra *ra, int argc, char **argv)
 			print_json(j);
 			json_decref(j);
 		} else {
-			printf("The one-time password is valid.\n");
+			printf(_("The one-time password is valid.\n"));
 		}
 		goto out;
 	}
@@ -847,7 +851,7 @@ out:
 	return p11e_ra_exit(err);
 usage:
 	fprintf(stderr,
-	    "Usage: p11enroll-ra otp check [--stdin] CONTRACT USER_ID\n");
+	    _("Usage: p11enroll-ra otp check [--stdin] CONTRACT USER_ID\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -859,8 +863,8 @@ p11e_ra_cmd_otp(struct p11e_ra *ra, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return otp_check(ra, argc - 1, argv + 1);
 	fprintf(stderr,
-	    "Usage: p11enroll-ra otp assign|check CONTRACT "
-	    "USER_ID ...\n");
+	    _("Usage: p11enroll-ra otp assign|check CONTRACT "
+	      "USER_ID ...\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -902,8 +906,8 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 		goto out;
 	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
 	if (!u.admin) {
-		p11e_error("%s is not an administrator (管理者): admin codes "
-			   "are for an administrator's first certificate",
+		p11e_error(_("%s is not an administrator (管理者): admin codes "
+			     "are for an administrator's first certificate"),
 		    target);
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
@@ -912,8 +916,8 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 	if ((err = p11e_db_window_open_get(
 		 ra->db, u.id, now, &window, &closes)) != P11E_OK) {
 		if (err == P11E_ERR_NOT_FOUND)
-			p11e_error("%s has no open acquisition window "
-				   "(取得可能期間)",
+			p11e_error(_("%s has no open acquisition window "
+				     "(取得可能期間)"),
 			    target);
 		goto out;
 	}
@@ -972,8 +976,8 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else {
-		printf("One-time enrollment code for administrator %s "
-		       "(shown only once, valid until %s):\n  %s\n",
+		printf(_("One-time enrollment code for administrator %s "
+			 "(shown only once, valid until %s):\n  %s\n"),
 		    target, closes_s, p11e_secret_str(code));
 	}
 out:
@@ -987,7 +991,7 @@ out:
 	return p11e_ra_exit(err);
 usage:
 	fprintf(stderr,
-	    "Usage: p11enroll-ra admin-code CONTRACT USER_ID [--json]\n");
+	    _("Usage: p11enroll-ra admin-code CONTRACT USER_ID [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -1047,16 +1051,16 @@ cert_revoke(struct p11e_ra *ra, int argc, char **argv)
 		goto usage;
 	reason = p11e_ca_reason_code(reason_name);
 	if (reason < 0 || reason == 8) {
-		p11e_error("unknown --reason %s (unspecified, keyCompromise, "
-			   "affiliationChanged, superseded, "
-			   "cessationOfOperation, certificateHold, "
-			   "privilegeWithdrawn)",
+		p11e_error(_("unknown --reason %s (unspecified, keyCompromise, "
+			     "affiliationChanged, superseded, "
+			     "cessationOfOperation, certificateHold, "
+			     "privilegeWithdrawn)"),
 		    reason_name);
 		return P11E_RA_EXIT_USAGE;
 	}
 	if (!normalise_serial(argv[optind], serial, sizeof(serial))) {
-		p11e_error("invalid serial number: hexadecimal digits "
-			   "(colons allowed), at most 40");
+		p11e_error(_("invalid serial number: hexadecimal digits "
+			     "(colons allowed), at most 40"));
 		return P11E_RA_EXIT_FAILURE;
 	}
 	if (p11e_ra_open(ra) != P11E_OK)
@@ -1082,10 +1086,11 @@ cert_revoke(struct p11e_ra *ra, int argc, char **argv)
 			goto out;
 		sqlite3_bind_text(q, 1, serial, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) == SQLITE_ROW) {
-			p11e_error("certificate %s is already revoked", serial);
+			p11e_error(
+			    _("certificate %s is already revoked"), serial);
 			err = P11E_ERR_EXISTS;
 		} else {
-			p11e_error("no certificate with serial %s", serial);
+			p11e_error(_("no certificate with serial %s"), serial);
 			err = P11E_ERR_NOT_FOUND;
 		}
 		sqlite3_finalize(q);
@@ -1102,7 +1107,8 @@ cert_revoke(struct p11e_ra *ra, int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else {
-		printf("Certificate %s revoked (%s).\n", serial, reason_name);
+		printf(
+		    _("Certificate %s revoked (%s).\n"), serial, reason_name);
 	}
 out:
 	if (err != P11E_OK) {
@@ -1113,8 +1119,8 @@ out:
 	return p11e_ra_exit(err);
 usage:
 	fprintf(stderr,
-	    "Usage: p11enroll-ra cert revoke SERIAL [--reason "
-	    "REASON] [--json]\n");
+	    _("Usage: p11enroll-ra cert revoke SERIAL [--reason "
+	      "REASON] [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -1124,8 +1130,8 @@ p11e_ra_cmd_cert(struct p11e_ra *ra, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
 		return cert_revoke(ra, argc - 1, argv + 1);
 	fprintf(stderr,
-	    "Usage: p11enroll-ra cert revoke SERIAL [--reason "
-	    "REASON]\n");
+	    _("Usage: p11enroll-ra cert revoke SERIAL [--reason "
+	      "REASON]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -1143,7 +1149,7 @@ p11e_ra_cmd_crl(struct p11e_ra *ra, int argc, char **argv)
 	(void)argv;
 	p11e_buf_init(&der, 16 * 1024 * 1024);
 	if (argc != 1) {
-		fprintf(stderr, "Usage: p11enroll-ra crl\n");
+		fprintf(stderr, _("Usage: p11enroll-ra crl\n"));
 		return P11E_RA_EXIT_USAGE;
 	}
 	if (p11e_ra_open(ra) != P11E_OK)
@@ -1235,7 +1241,7 @@ p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else {
-		printf("%s unlocked (was: %s).\n", target, detail);
+		printf(_("%s unlocked (was: %s).\n"), target, detail);
 	}
 out:
 	if (err != P11E_OK) {
@@ -1245,8 +1251,8 @@ out:
 	}
 	return p11e_ra_exit(err);
 usage:
-	fprintf(
-	    stderr, "Usage: p11enroll-ra unlock CONTRACT USER_ID [--json]\n");
+	fprintf(stderr,
+	    _("Usage: p11enroll-ra unlock CONTRACT USER_ID [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 
@@ -1301,7 +1307,7 @@ print_table(const char *title, json_t *rows, const char *const *cols)
 
 	printf("%s:\n", title);
 	if (json_array_size(rows) == 0) {
-		printf("  (none)\n");
+		printf(_("  (none)\n"));
 		return;
 	}
 	json_array_foreach(rows, i, row)
@@ -1350,7 +1356,8 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 			contract = argv[i];
 		else {
 			fprintf(stderr,
-			    "Usage: p11enroll-ra list [CONTRACT] [--json]\n");
+			    _("Usage: p11enroll-ra list [CONTRACT] "
+			      "[--json]\n"));
 			return P11E_RA_EXIT_USAGE;
 		}
 	}
@@ -1362,7 +1369,7 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 		struct p11e_db_contract c;
 
 		if (p11e_db_contract_find(ra->db, contract, &c) != P11E_OK) {
-			p11e_error("unknown contract %s", contract);
+			p11e_error(_("unknown contract %s"), contract);
 			return P11E_RA_EXIT_FAILURE;
 		}
 	}
@@ -1467,9 +1474,10 @@ p11e_ra_cmd_audit(struct p11e_ra *ra, int argc, char **argv)
 			if (end == NULL)
 				end = strptime(optarg, "%Y-%m-%d", &tm);
 			if (end == NULL || (*end != '\0' && strcmp(end, "Z"))) {
-				p11e_error("--since: seconds since the epoch, "
-					   "YYYY-MM-DD or "
-					   "YYYY-MM-DDTHH:MM:SSZ (UTC)");
+				p11e_error(
+				    _("--since: seconds since the epoch, "
+				      "YYYY-MM-DD or "
+				      "YYYY-MM-DDTHH:MM:SSZ (UTC)"));
 				return P11E_RA_EXIT_USAGE;
 			}
 			since = (int64_t)timegm(&tm);
@@ -1503,6 +1511,7 @@ p11e_ra_cmd_audit(struct p11e_ra *ra, int argc, char **argv)
 	json_decref(rows);
 	return P11E_RA_EXIT_OK;
 usage:
-	fprintf(stderr, "Usage: p11enroll-ra audit [--since TIME] [--json]\n");
+	fprintf(
+	    stderr, _("Usage: p11enroll-ra audit [--since TIME] [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }

@@ -5,7 +5,8 @@
 # Japanese by the agent, then the certificate acquired (電子証明書を取得
 # しました) with the steps named in Japanese, and the list; the same
 # command under LANG=C speaks English.  The catalogues come from the
-# build tree (P11ENROLL_LOCALEDIR).
+# build tree (P11ENROLL_LOCALEDIR).  The RA's back office speaks Japanese
+# as well.
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/softhsm.sh"
@@ -21,7 +22,7 @@ locale -a 2>/dev/null | grep -qix 'ja_JP.utf-\{0,1\}8' ||
 [ -f "$top_builddir/po/locale/ja/LC_MESSAGES/p11enroll.mo" ] ||
     tap_bail "po/locale not built"
 
-tap_plan 9
+tap_plan 11
 
 tap_tmpdir T
 agent_env "$T"
@@ -71,5 +72,13 @@ LANG=C "$P11ENROLL" list extra >"$T/usage-c.out" 2>&1
 LANG=ja_JP.UTF-8 "$P11ENROLL" list extra >"$T/usage-ja.out" 2>&1
 tap_check "a usage error in both languages" sh -c \
     "grep -q 'list takes no arguments' '$T/usage-c.out' && grep -q 'list に引数は指定できません' '$T/usage-ja.out'"
+
+# the bank's back office (p11enroll-ra) in Japanese too
+"$RA" contract add --name "しんきん物産" >"$T/contract-ja.out" 2>&1
+tap_check "p11enroll-ra contract add in Japanese (ご契約先暗証番号, お客様カード)" sh -c \
+    "grep -q '^新しいご契約先 しんきん物産' '$T/contract-ja.out' && grep -q '^  ご契約先暗証番号：' '$T/contract-ja.out' && grep -q '^  お客様カード：' '$T/contract-ja.out'"
+"$RA" cert revoke 00ZZ >"$T/revoke-ja.out" 2>&1
+tap_check "... and its errors (シリアル番号が正しくありません)" sh -c \
+    "! '$RA' cert revoke 00ZZ >/dev/null 2>&1 && grep -q 'シリアル番号が正しくありません' '$T/revoke-ja.out'"
 
 tap_done

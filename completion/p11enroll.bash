@@ -11,7 +11,7 @@ _p11enroll()
 	local global_opts="--config --json --no-autostart --pin-stdin
 	    --final-try --verbose --help --version"
 	local commands="status tokens token enroll renew list service browser
-	    config help"
+	    doctor config help"
 
 	# options that take a value
 	case $prev in
@@ -116,6 +116,7 @@ _p11enroll()
 		fi
 		opts="--undo --system --json --dry-run --root --url --issuer-cn"
 		;;
+	doctor) opts="--json" ;;
 	config)
 		[[ -z $sub ]] && COMPREPLY=($(compgen -W 'check' -- "$cur"))
 		return

@@ -1066,10 +1066,16 @@ p11e_token_absent(enum p11e_err err)
 void
 p11e_agent_insert_token(const struct p11e_cred *c, char *detail)
 {
+	char was[P11E_DETAIL_MAX];
+
+	/* first (a record keeps 512 bytes), then what the token layer said */
+	snprintf(was, sizeof(was), "%s", detail);
 	snprintf(detail, P11E_DETAIL_MAX,
 	    "insert the token '%s' (serial %s): the agent looks for it every "
-	    "%d s and goes on when it is back (another token is not touched)",
-	    c->token_label, c->token_serial, P11E_TOKEN_POLL);
+	    "%d s and goes on when it is back (another token is not "
+	    "touched)%s%.1500s",
+	    c->token_label, c->token_serial, P11E_TOKEN_POLL,
+	    was[0] ? "; " : "", was);
 }
 
 enum p11e_err

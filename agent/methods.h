@@ -68,7 +68,7 @@ enum p11e_err p11e_method_list_credentials(
 /* Whether err means the token is not there (absent or not found). */
 bool p11e_token_absent(enum p11e_err err);
 
-/* detail: "insert the token 'LABEL' (serial S): ..." for c. */
+/* Puts "insert the token 'LABEL' (serial S): ..." for c before detail. */
 void p11e_agent_insert_token(const struct p11e_cred *c, char *detail);
 
 /*

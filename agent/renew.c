@@ -790,7 +790,7 @@ renew_run(struct run *r)
 	struct p11e_cred *c = r->c;
 	struct p11e_http_service hs;
 	time_t now = p11e_http_now(), grace;
-	const char *mode;
+	const char *mode = NULL;
 	enum p11e_err err = P11E_OK;
 	char when[40];
 
@@ -875,6 +875,30 @@ fail:
 			clear_error(c);
 		else
 			set_error(c, err, r->detail);
+	} else if (err == P11E_ERR_KEY_IN_USE && c->same_key) {
+		/*
+		 * The server certifies a key once: the current pair stays
+		 * as it is (nothing was generated), the renewal is tried
+		 * again later in case the configuration changes.
+		 */
+		snprintf(r->detail, P11E_DETAIL_MAX,
+		    "the server does not certify the same key again: %s, "
+		    "then run 'p11enroll renew --credential %s'; the current "
+		    "certificate stays until then",
+		    mode != NULL && strcmp(mode, "same") == 0
+			? "remove 'renew-key = same' from the service's "
+			  "configuration (a new key is then generated)"
+			: "make room on the token for a new key",
+		    c->name);
+		p11e_error("%s: renewal refused: %s", c->name, r->detail);
+		c->state = P11E_CRED_INSTALLED;
+		c->same_key = false;
+		c->new_idlen = 0;
+		c->wait = P11E_WAIT_NONE;
+		c->next_action = backoff(c, now);
+		set_error(c, err, r->detail);
+		p11e_agent_event(
+		    r->agent, P11E_EVENT_RENEWAL_FAILED, c, p11e_http_now());
 	} else if (err == P11E_ERR_CERT_REVOKED || err == P11E_ERR_KEY_IN_USE ||
 	    err == P11E_ERR_CSR_EXTENSIONS || err == P11E_ERR_KEY_POLICY ||
 	    err == P11E_ERR_SERVER_REFUSED || err == P11E_ERR_UNKNOWN_SERVICE) {

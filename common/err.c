@@ -135,8 +135,8 @@ p11e_strerror(enum p11e_err err)
 	case P11E_ERR_TOO_EARLY:
 		return _("it is too early to renew this certificate");
 	case P11E_ERR_KEY_IN_USE:
-		return _(
-		    "this public key is already certified for someone else");
+		return _("this public key is already certified (the server "
+			 "certifies a key once)");
 	case P11E_ERR_CREDENTIALS_REQUIRED:
 		return _(
 		    "the server needs the password and a one-time password "

@@ -212,8 +212,10 @@ fault_case()
 	f_s=$(en_ra_serial "$f_u")
 	tap_check "$f_what: the enrollment fails with a clear message" sh -c \
 	    "test $rc != 0 && grep -Eiq '$F_MESSAGE' '$T/out'"
+	# an absent token: the agent waits for it (WAITING_TOKEN, step ISSUED)
+	f_st=$(field "$f_u" state)/$(field "$f_u" step)
 	tap_check "$f_what: the issued certificate waits in the journal (ISSUED, $f_s)" \
-	    sh -c "test '$(field "$f_u" state)' = ISSUED && test -n '$f_s' && test '$(field "$f_u" serial)' = '$f_s'"
+	    sh -c "test '$f_st' = ISSUED/ -o '$f_st' = WAITING_TOKEN/ISSUED && test -n '$f_s' && test '$(field "$f_u" serial)' = '$f_s'"
 }
 fault_resume()
 {
@@ -246,7 +248,7 @@ E_OTP_LATER=1 enroll65534 F0002 p11e-gone --resume "$c2" >"$T/out" 2>&1
 rc=$?
 cat "$T/out" >&2
 tap_check "F11 token still absent: resume fails, names the token it waits for" sh -c \
-    "test $rc != 0 && grep -q 'no token matches the URI: .*token=p11e-gone. Tokens present: none' '$T/out' && test '$(field F0002 state)' = ISSUED"
+    "test $rc != 0 && grep -q 'no token matches the URI: insert the token .p11e-gone. .*token=p11e-gone. Tokens present: none' '$T/out' && test '$(field F0002 state)/$(field F0002 step)' = WAITING_TOKEN/ISSUED"
 faults
 fault_resume F0002 p11e-gone "F11 token removed"
 tap_check "the RA issued one certificate per user, none twice" test \

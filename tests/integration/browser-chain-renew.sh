@@ -27,12 +27,7 @@
 . "$top_srcdir/tests/lib/pki.sh"
 . "$top_srcdir/tests/lib/browser.sh"
 
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
-browser_require
+browser_require enroll
 
 tap_plan 14
 

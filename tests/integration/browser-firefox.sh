@@ -32,12 +32,7 @@
 FIREFOX=$(command -v firefox-esr 2>/dev/null)
 [ -n "$FIREFOX" ] ||
     tap_skip_all "firefox-esr not installed (Debian package firefox-esr)"
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
-browser_require
+browser_require enroll
 
 tap_plan 7
 

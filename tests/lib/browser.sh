@@ -5,11 +5,13 @@
 #   browser_check        prints why the browser tests cannot run (and
 #                        returns 1), or returns 0: chromium, nginx,
 #                        modutil/certutil, curl, timeout, python3
-#   browser_require      the checks of every browser test: p11fault
+#   browser_require [enroll]
+#                        the checks of every browser test: p11fault
 #                        built ($BROWSER_P11FAULT), root with setpriv
 #                        (p11kit_env_check), browser_check, uid 65534
-#                        can run the agent; skips the test (or bails)
-#                        with the reason otherwise
+#                        can run the agent; with "enroll" also what an
+#                        enrollment from p11enroll-ra serve needs; skips
+#                        the test (or bails) with the reason otherwise
 #   CHROMIUM             the Chromium binary (the Debian wrapper
 #                        /usr/bin/chromium prints shell noise: the real
 #                        one is /usr/lib/chromium/chromium)
@@ -92,6 +94,14 @@ browser_check()
 
 browser_require()
 {
+	if [ "${1-}" = enroll ]; then
+		for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
+			command -v $c >/dev/null 2>&1 ||
+			    tap_skip_all "$c not installed"
+		done
+		"$RA" --help 2>/dev/null | grep -q '^  serve' ||
+		    tap_skip_all "p11enroll-ra serve not built"
+	fi
 	BROWSER_P11FAULT=$top_builddir/tests/p11fault/p11fault.so
 	[ -r "$BROWSER_P11FAULT" ] || tap_bail "$BROWSER_P11FAULT not built"
 	br_reason=$(p11kit_env_check) || tap_skip_all "$br_reason"

@@ -16,37 +16,16 @@
 . "$top_srcdir/tests/lib/enroll.sh"
 . "$top_srcdir/tests/lib/cred.sh"
 
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl faketime; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
+cred_require faketime
 faketime -f -1h date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
 
 tap_plan 8
 
-tap_tmpdir T
-agent_env "$T"
-PIN='Pin-Clock-7d21a9'
-softhsm_setup p11e-clock "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
-TOK=pkcs11:token=p11e-clock
-en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
-    "[policy]" "validity = 90" "renew-before = 30" "backdate = 50" ||
-    { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
-
+cred_setup p11e-clock 'Pin-Clock-7d21a9' \
+    "[policy]" "validity = 90" "renew-before = 30" "backdate = 50"
 # the agent the CLI starts: an hour behind
-cat >"$T/agentd" <<EOS
-#!/bin/sh
-exec faketime -f -1h "$P11ENROLLD" "\$@"
-EOS
-chmod 0755 "$T/agentd"
-P11ENROLL_AGENT=$T/agentd
-LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
+cred_faketime_agent -1h
 
-en_user S0001 || tap_bail "user add failed"
-SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
-printf '%s\n' "$PIN" >"$T/pin"
-chmod 0600 "$T/pin"
 cat >"$P11ENROLL_CONF" <<EOF2
 [service ra]
 url = $URL

@@ -19,33 +19,16 @@
 . "$top_srcdir/tests/lib/enroll.sh"
 . "$top_srcdir/tests/lib/cred.sh"
 
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl faketime; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
+cred_require faketime
 faketime -f +1 date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
 
 tap_plan 22
 
-tap_tmpdir T
-agent_env "$T"
-PIN='Pin-Notify-c3e8f1'
-softhsm_setup p11e-notify "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
-TOK=pkcs11:token=p11e-notify
-en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
-    "[policy]" "validity = 40d" "renew-before = 20d" "backdate = 0" ||
-    { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
-
+cred_setup p11e-notify 'Pin-Notify-c3e8f1' \
+    "[policy]" "validity = 40d" "renew-before = 20d" "backdate = 0"
 # the agent the CLI starts, at the offset (seconds) in $T/offset
 echo 0 >"$T/offset"
-cat >"$T/agentd" <<EOS
-#!/bin/sh
-exec faketime -f "+\$(cat '$T/offset')" "$P11ENROLLD" "\$@"
-EOS
-chmod 0755 "$T/agentd"
-P11ENROLL_AGENT=$T/agentd
-LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
+cred_faketime_agent "+\$(cat '$T/offset')"
 
 # the desktop: a notify-send that records its arguments
 mkdir -p "$T/bin"
@@ -68,8 +51,6 @@ EOS
 chmod 0755 "$T/hook"
 : >"$T/events.log"
 
-en_user S0001 || tap_bail "user add failed"
-SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
 cat >"$P11ENROLL_CONF" <<EOF2
 [agent]
 clock-skew-limit = 3650d

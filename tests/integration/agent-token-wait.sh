@@ -19,32 +19,17 @@
 . "$top_srcdir/tests/lib/enroll.sh"
 . "$top_srcdir/tests/lib/cred.sh"
 
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
+cred_require
 
 tap_plan 12
 
-tap_tmpdir T
-agent_env "$T"
-PIN='Pin-TokenWait-41b7e2'
-softhsm_setup p11e-wait "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
-SERIAL=$SOFTHSM_SERIAL
-TOK=pkcs11:token=p11e-wait
-en_ra_start || { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
-en_user S0001 || tap_bail "user add failed"
-SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
-printf '%s\n' "$PIN" >"$T/pin"
-chmod 0600 "$T/pin"
+cred_setup p11e-wait 'Pin-TokenWait-41b7e2'
 cat >"$P11ENROLL_CONF" <<EOF2
 [service ra]
 url = $URL
 server-pin = $SPIN
 token = $TOK?pin-source=file:$T/pin
 EOF2
-LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
 
 printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(en_otp S0001)" |
     P11ENROLL_CRASHPOINT=enroll-after-cert-journaled "$P11ENROLL" enroll \

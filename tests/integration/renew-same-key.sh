@@ -17,26 +17,12 @@
 . "$top_srcdir/tests/lib/enroll.sh"
 . "$top_srcdir/tests/lib/cred.sh"
 
-for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
-	command -v $c >/dev/null 2>&1 || tap_skip_all "$c not installed"
-done
-"$RA" --help 2>/dev/null | grep -q '^  serve' ||
-    tap_skip_all "p11enroll-ra serve not built"
+cred_require
 
 tap_plan 10
 
-tap_tmpdir T
-agent_env "$T"
-PIN='Pin-SameKey-9a04c3'
-softhsm_setup p11e-same "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
-TOK=pkcs11:token=p11e-same
-en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
-    "[policy]" "validity = 90" "renew-before = 90" "backdate = 60" ||
-    { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
-en_user S0001 || tap_bail "user add failed"
-SPIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pin"])' "$T/S0001.inv")
-printf '%s\n' "$PIN" >"$T/pin"
-chmod 0600 "$T/pin"
+cred_setup p11e-same 'Pin-SameKey-9a04c3' \
+    "[policy]" "validity = 90" "renew-before = 90" "backdate = 60"
 cat >"$T/hook" <<EOF
 #!/bin/sh
 echo "\$1 \$P11ENROLL_CREDENTIAL" >>'$T/events.log'
@@ -52,7 +38,6 @@ server-pin = $SPIN
 token = $TOK?pin-source=file:$T/pin
 renew-key = same
 EOF
-LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
 
 C1=$(cred_enroll S0001 ra "$TOK")
 tap_check "enrolled" test -n "$C1"

@@ -1460,7 +1460,6 @@ user_add(struct acall *c)
 		"confirmation_pin", NULL };
 	struct p11e_secret *cpin = NULL, *pw = NULL;
 	struct p11e_db_user t;
-	sqlite3_stmt *st = NULL;
 	char hash[P11E_HASH_ENCODED_MAX], target[64], closes_s[32];
 	char user_id[31], name[NAME_MAX_LEN + 1];
 	enum p11e_err err = P11E_OK;
@@ -1530,32 +1529,12 @@ user_add(struct acall *c)
 		    "choose another user ID");
 		goto out;
 	}
-	if (err != P11E_ERR_NOT_FOUND ||
-	    (err = p11e_db_prepare(c->db,
-		 "INSERT INTO users (contract, user_id, name, role,"
-		 " password_hash, created) VALUES (?, ?, ?, 'user', ?, ?)",
-		 &st)) != P11E_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, c->u.contract);
-	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->now);
-	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK)
-		goto out;
-	row = p11e_db_last_id(c->db);
 	closes = c->now + (time_t)c->a->policy->window;
-	if ((err = p11e_db_prepare(c->db,
-		 "INSERT INTO windows (user, opened, closes, reason,"
-		 " opened_by) VALUES (?, ?, ?, 'initial', ?)",
-		 &st)) != P11E_OK)
+	if (err != P11E_ERR_NOT_FOUND ||
+	    (err = p11e_db_user_register(c->db, c->u.contract, user_id, name,
+		 false, hash, c->now, closes, c->actor, &row)) != P11E_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, row);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)c->now);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)closes);
-	sqlite3_bind_text(st, 4, c->actor, -1, SQLITE_STATIC);
-	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
-	    (err = audit(c, c->actor, "admin-user-add", target, "ok",
+	if ((err = audit(c, c->actor, "admin-user-add", target, "ok",
 		 "role=user")) != P11E_OK ||
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;

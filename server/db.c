@@ -1041,6 +1041,40 @@ p11e_db_user_find(struct p11e_db *db, const char *contract_id,
 }
 
 enum p11e_err
+p11e_db_user_register(struct p11e_db *db, int64_t contract,
+    const char *user_id, const char *name, bool admin, const char *hash,
+    time_t now, time_t closes, const char *actor, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+
+	if ((err = p11e_db_prepare(db,
+		 "INSERT INTO users (contract, user_id, name, role,"
+		 " password_hash, created) VALUES (?, ?, ?, ?, ?, ?)",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, contract);
+	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, admin ? "admin" : "user", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
+	if ((err = p11e_db_step_done(db, st)) != P11E_OK)
+		return err;
+	*id = p11e_db_last_id(db);
+	if ((err = p11e_db_prepare(db,
+		 "INSERT INTO windows (user, opened, closes, reason,"
+		 " opened_by) VALUES (?, ?, ?, 'initial', ?)",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, *id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)closes);
+	sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
+	return p11e_db_step_done(db, st);
+}
+
+enum p11e_err
 p11e_db_user_get(struct p11e_db *db, int64_t id, struct p11e_db_user *out)
 {
 	sqlite3_stmt *st = NULL;

@@ -169,6 +169,17 @@ enum p11e_err
 p11e_db_user_get(struct p11e_db *db, int64_t id, struct p11e_db_user *out);
 
 /*
+ * Registers a user (利用者情報登録) of the contract with rowid contract,
+ * inside the caller's open transaction: the users row (role "admin" or
+ * "user", the password's encoded hash) and its initial acquisition
+ * window from now to closes, opened by actor.  *id is the new rowid.
+ * Shared by `p11enroll-ra user add|import` and the admin API.
+ */
+enum p11e_err p11e_db_user_register(struct p11e_db *db, int64_t contract,
+    const char *user_id, const char *name, bool admin, const char *hash,
+    time_t now, time_t closes, const char *actor, int64_t *id);
+
+/*
  * The user's open acquisition window closing after now: P11E_OK with its
  * rowid and end, P11E_ERR_NOT_FOUND when there is none.
  */

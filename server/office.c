@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,14 +119,14 @@ find_user(struct p11e_ra *ra, const char *contract_id, const char *user_id,
 	return err;
 }
 
-/* n random decimal digits (no modulo bias) into a new secret. */
+/* n random characters of alphabet (no modulo bias) into a new secret. */
 static enum p11e_err
-random_digits(size_t n, struct p11e_secret **out)
+random_chars(const char *alphabet, size_t n, struct p11e_secret **out)
 {
+	size_t i, k = strlen(alphabet);
 	struct p11e_secret *s;
 	unsigned char r;
 	char d;
-	size_t i;
 
 	*out = NULL;
 	if ((s = p11e_secret_new(n)) == NULL)
@@ -136,14 +137,21 @@ random_digits(size_t n, struct p11e_secret **out)
 				p11e_secret_free(s);
 				return P11E_ERR_CRYPTO;
 			}
-		} while (r >= 250);
-		d = (char)('0' + r % 10);
+		} while (r >= 256 - 256 % k);
+		d = alphabet[r % k];
 		(void)p11e_secret_append(s, &d, 1);
 	}
 	d = 0;
 	r = 0;
 	*out = s;
 	return P11E_OK;
+}
+
+/* n random decimal digits into a new secret. */
+static enum p11e_err
+random_digits(size_t n, struct p11e_secret **out)
+{
+	return random_chars("0123456789", n, out);
 }
 
 /* Runs the caller's statement inside the open transaction. */
@@ -356,6 +364,17 @@ write_invitation(const char *path, json_t *inv)
 	return err;
 }
 
+/* The invitation the agent reads (`p11enroll enroll --invitation`). */
+static json_t *
+invitation(struct p11e_ra *ra, const char *pin, const char *contract_id,
+    const char *user_id, bool admin, const char *closes)
+{
+	return json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
+	    "p11enroll_invitation", 1, "url", ra->cfg.url, "server_pin", pin,
+	    "contract_id", contract_id, "user_id", user_id, "role",
+	    admin ? "admin" : "user", "window_closes", closes);
+}
+
 static int
 user_add(struct p11e_ra *ra, int argc, char **argv)
 {
@@ -373,7 +392,6 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 	bool admin = false, from_stdin = false;
 	struct p11e_db_contract contract;
 	struct p11e_db_user existing;
-	sqlite3_stmt *st = NULL;
 	json_t *inv = NULL;
 	enum p11e_err err;
 	int64_t user_row;
@@ -458,44 +476,20 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 	now = time(NULL);
 	closes = now + (time_t)ra->cfg.policy.window;
 	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
-	    (err = p11e_db_prepare(ra->db,
-		 "INSERT INTO users (contract, user_id, name, role,"
-		 " password_hash, created) VALUES (?, ?, ?, ?, ?, ?)",
-		 &st)) != P11E_OK)
+	    (err = p11e_db_user_register(ra->db, contract.id, user_id, name,
+		 admin, hash, now, closes, ra->actor, &user_row)) != P11E_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, contract.id);
-	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, admin ? "admin" : "user", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
-	if ((err = p11e_db_step_done(ra->db, st)) != P11E_OK)
-		goto out;
-	user_row = p11e_db_last_id(ra->db);
-	if ((err = p11e_db_prepare(ra->db,
-		 "INSERT INTO windows (user, opened, closes, reason,"
-		 " opened_by) VALUES (?, ?, ?, 'initial', ?)",
-		 &st)) != P11E_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, user_row);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)closes);
-	sqlite3_bind_text(st, 4, ra->actor, -1, SQLITE_STATIC);
 	{
 		char target[64];
 
 		snprintf(target, sizeof(target), "%s/%s", contract_id, user_id);
-		if ((err = p11e_db_step_done(ra->db, st)) != P11E_OK ||
-		    (err = audit(ra, "user-add", target, "ok",
+		if ((err = audit(ra, "user-add", target, "ok",
 			 admin ? "role=admin" : "role=user")) != P11E_OK)
 			goto out;
 	}
 	iso_time(closes, closes_s, sizeof(closes_s));
-	inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
-	    "p11enroll_invitation", 1, "url", ra->cfg.url, "server_pin", pin,
-	    "contract_id", contract_id, "user_id", user_id, "role",
-	    admin ? "admin" : "user", "window_closes", closes_s);
-	if (inv == NULL) {
+	if ((inv = invitation(
+		 ra, pin, contract_id, user_id, admin, closes_s)) == NULL) {
 		err = P11E_ERR_NOMEM;
 		goto out;
 	}
@@ -544,14 +538,374 @@ usage:
 	return P11E_RA_EXIT_USAGE;
 }
 
+/* ---- user import: a batch of users and their invitations ---- */
+
+/*
+ * Initial passwords of imported users: 12 characters of an alphabet
+ * without look-alikes (about 70 bits), printed once for the operator to
+ * hand out like the contract's PINs.
+ */
+#define IMPORT_PASSWORD_LEN 12
+static const char import_alphabet[] =
+    "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+#define IMPORT_MAX 10000
+#define IMPORT_LINE_MAX 512
+
+struct import_user {
+	char user_id[31];
+	char name[NAME_MAX_LEN + 1];
+	bool admin;
+	struct p11e_secret *password;
+	struct p11e_secret *otp_uri;
+	char inv_path[4096];
+	bool inv_written;
+};
+
+/*
+ * Reads FILE: one user a line, "USER_ID,NAME" or "USER_ID,NAME,admin",
+ * UTF-8; empty lines and lines starting with '#' are skipped.  Every
+ * problem is reported as FILE:LINE; *n users into the array.
+ */
+static enum p11e_err
+import_read(const char *path, struct import_user **out, size_t *n)
+{
+	struct import_user *u = NULL, *t;
+	char line[IMPORT_LINE_MAX + 2], *id, *name, *role;
+	enum p11e_err err = P11E_OK;
+	size_t cap = 0, i;
+	int lineno = 0;
+	FILE *f;
+
+	*out = NULL;
+	*n = 0;
+	if ((f = fopen(path, "re")) == NULL) {
+		p11e_error("%s: %s", path, strerror(errno));
+		return P11E_ERR_IO;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			p11e_error(_("%s:%d: line longer than %d bytes"), path,
+			    lineno, IMPORT_LINE_MAX);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		id = line;
+		if ((name = strchr(id, ',')) == NULL) {
+			p11e_error(_("%s:%d: expected USER_ID,NAME[,admin]"),
+			    path, lineno);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		*name++ = '\0';
+		role = strchr(name, ',');
+		if (role != NULL)
+			*role++ = '\0';
+		if (!p11e_db_valid_user_id(id)) {
+			p11e_error(_("%s:%d: invalid user ID (利用者ID) '%s': "
+				     "1 to 30 half-width letters and digits"),
+			    path, lineno, id);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		if (!valid_name(name)) {
+			p11e_error(_("%s:%d: invalid name: 1 to %d bytes of "
+				     "UTF-8 text without control characters"),
+			    path, lineno, NAME_MAX_LEN);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		if (role != NULL && strcmp(role, "admin") != 0 &&
+		    strcmp(role, "user") != 0) {
+			p11e_error(_("%s:%d: the third field is 'admin' or "
+				     "'user', not '%s'"),
+			    path, lineno, role);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		for (i = 0; i < *n; i++)
+			if (strcmp(u[i].user_id, id) == 0)
+				break;
+		if (i < *n) {
+			p11e_error(_("%s:%d: user %s is listed twice"), path,
+			    lineno, id);
+			err = P11E_ERR_PARSE;
+			break;
+		}
+		if (*n == IMPORT_MAX) {
+			p11e_error(_("%s:%d: more than %d users"), path, lineno,
+			    IMPORT_MAX);
+			err = P11E_ERR_TOO_LARGE;
+			break;
+		}
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((t = realloc(u, cap * sizeof(*u))) == NULL) {
+				err = P11E_ERR_NOMEM;
+				break;
+			}
+			u = t;
+		}
+		memset(&u[*n], 0, sizeof(u[*n]));
+		/* both checked above: they fit */
+		memcpy(u[*n].user_id, id, strlen(id) + 1);
+		memcpy(u[*n].name, name, strlen(name) + 1);
+		u[*n].admin = role != NULL && strcmp(role, "admin") == 0;
+		(*n)++;
+	}
+	if (err == P11E_OK && ferror(f)) {
+		p11e_error("%s: %s", path, strerror(errno));
+		err = P11E_ERR_IO;
+	}
+	if (err == P11E_OK && *n == 0) {
+		p11e_error(_("%s: no user in it"), path);
+		err = P11E_ERR_PARSE;
+	}
+	fclose(f);
+	explicit_bzero(line, sizeof(line));
+	*out = u;
+	return err;
+}
+
+static void
+import_free(struct import_user *u, size_t n)
+{
+	size_t i;
+
+	for (i = 0; u != NULL && i < n; i++) {
+		p11e_secret_free(u[i].password);
+		p11e_secret_free(u[i].otp_uri);
+	}
+	free(u);
+}
+
+/* One imported user: the rows, the OTP token, the invitation file. */
+static enum p11e_err
+import_one(struct p11e_ra *ra, const struct p11e_db_contract *contract,
+    const char *pin, const char *dir, bool otp, time_t now, time_t closes,
+    const char *closes_s, struct import_user *u)
+{
+	struct p11e_totp_params params = p11e_totp_default_params;
+	char hash[P11E_HASH_ENCODED_MAX], target[64],
+	    serial[P11E_TOTP_SERIAL_MAX];
+	struct p11e_secret *secret = NULL;
+	json_t *inv = NULL;
+	enum p11e_err err;
+	int64_t row;
+
+	snprintf(
+	    target, sizeof(target), "%s/%s", contract->contract_id, u->user_id);
+	if ((err = random_chars(import_alphabet, IMPORT_PASSWORD_LEN,
+		 &u->password)) != P11E_OK ||
+	    (err = p11e_hash_secret(u->password, NULL, hash)) != P11E_OK ||
+	    (err = p11e_db_user_register(ra->db, contract->id, u->user_id,
+		 u->name, u->admin, hash, now, closes, ra->actor, &row)) !=
+		P11E_OK ||
+	    (err = audit(ra, "user-add", target, "ok",
+		 u->admin ? "role=admin (import)" : "role=user (import)")) !=
+		P11E_OK)
+		goto out;
+	if (otp) {
+		params.step = ra->cfg.policy.otp_step;
+		if ((err = p11e_totp_soft_new(&secret, serial)) != P11E_OK ||
+		    (err = p11e_totp_assign(ra->db, ra->data_key, row, serial,
+			 secret, &params, now)) != P11E_OK ||
+		    (err = audit(ra, "otp-assign", target, "ok", serial)) !=
+			P11E_OK ||
+		    (err = p11e_totp_user_uri(secret, &params,
+			 contract->contract_id, u->user_id, &u->otp_uri)) !=
+			P11E_OK)
+			goto out;
+	}
+	if (dir != NULL) {
+		snprintf(u->inv_path, sizeof(u->inv_path), "%s/%s.json", dir,
+		    u->user_id);
+		if ((inv = invitation(ra, pin, contract->contract_id,
+			 u->user_id, u->admin, closes_s)) == NULL) {
+			err = P11E_ERR_NOMEM;
+			goto out;
+		}
+		if ((err = write_invitation(u->inv_path, inv)) != P11E_OK)
+			goto out;
+		u->inv_written = true;
+	}
+out:
+	p11e_wipe(hash, sizeof(hash));
+	p11e_secret_free(secret);
+	json_decref(inv);
+	return err;
+}
+
+static int
+user_import(struct p11e_ra *ra, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "invitations", required_argument, NULL, 'i' },
+		{ "otp", no_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL, *contract_id, *path;
+	struct import_user *u = NULL;
+	struct p11e_db_contract contract;
+	struct p11e_db_user existing;
+	char pin[64], closes_s[32];
+	enum p11e_err err;
+	bool otp = false;
+	size_t n = 0, i;
+	json_t *list = NULL, *j;
+	struct stat sb;
+	time_t now, closes;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'i')
+			dir = optarg;
+		else if (c == 'o')
+			otp = true;
+		else if (c == 'j')
+			ra->json = true;
+		else
+			goto usage;
+	}
+	if (optind != argc - 2)
+		goto usage;
+	contract_id = argv[optind];
+	path = argv[optind + 1];
+	if (!p11e_db_valid_contract_id(contract_id)) {
+		p11e_error(_("invalid contract ID (契約者ID): it must be "
+			     "exactly 11 half-width digits"));
+		return P11E_RA_EXIT_FAILURE;
+	}
+	if (dir != NULL && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+		p11e_error(_("--invitations %s: not a directory"), dir);
+		return P11E_RA_EXIT_FAILURE;
+	}
+	if ((err = import_read(path, &u, &n)) != P11E_OK)
+		goto out;
+	if (p11e_ra_open(ra) != P11E_OK) {
+		err = P11E_ERR_IO;
+		goto out;
+	}
+	if ((err = p11e_db_contract_find(ra->db, contract_id, &contract)) !=
+	    P11E_OK) {
+		if (err == P11E_ERR_NOT_FOUND)
+			p11e_error(_("unknown contract %s"), contract_id);
+		goto out;
+	}
+	/* every problem before anything is written */
+	for (i = 0; i < n; i++) {
+		char p[4096];
+
+		err = p11e_db_user_find(
+		    ra->db, contract_id, u[i].user_id, &existing);
+		if (err == P11E_OK) {
+			p11e_error(_("user %s already exists in contract %s"),
+			    u[i].user_id, contract_id);
+			err = P11E_ERR_EXISTS;
+			goto out;
+		}
+		if (err != P11E_ERR_NOT_FOUND)
+			goto out;
+		snprintf(
+		    p, sizeof(p), "%s/%s.json", dir ? dir : ".", u[i].user_id);
+		if (dir != NULL && access(p, F_OK) == 0) {
+			p11e_error(_("--invitation %s exists already"), p);
+			err = P11E_ERR_EXISTS;
+			goto out;
+		}
+	}
+	if ((err = server_pin(ra, pin, sizeof(pin))) != P11E_OK)
+		goto out;
+	now = time(NULL);
+	closes = now + (time_t)ra->cfg.policy.window;
+	iso_time(closes, closes_s, sizeof(closes_s));
+	if ((err = p11e_db_begin(ra->db)) != P11E_OK)
+		goto out;
+	for (i = 0; i < n; i++)
+		if ((err = import_one(ra, &contract, pin, dir, otp, now, closes,
+			 closes_s, &u[i])) != P11E_OK)
+			goto out;
+	/* the invitation files are written: the rows go in all at once */
+	if ((err = p11e_db_commit(ra->db)) != P11E_OK)
+		goto out;
+	if (ra->json) {
+		list = json_array();
+		for (i = 0; i < n; i++) {
+			j = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}",
+			    "contract_id", contract_id, "user_id", u[i].user_id,
+			    "name", u[i].name, "initial_password",
+			    p11e_secret_str(u[i].password),
+			    p11e_secret_len(u[i].password), "role",
+			    u[i].admin ? "admin" : "user", "window_closes",
+			    closes_s);
+			if (j != NULL && u[i].otp_uri != NULL)
+				json_object_set_new(j, "otpauth_uri",
+				    json_stringn(p11e_secret_str(u[i].otp_uri),
+					p11e_secret_len(u[i].otp_uri)));
+			if (j != NULL && dir != NULL)
+				json_object_set_new(j, "invitation",
+				    json_string(u[i].inv_path));
+			json_array_append_new(list, j);
+		}
+		j = json_pack("{s:o}", "users", list);
+		print_json(j);
+		json_decref(j);
+	} else {
+		printf(_("%zu users (利用者) of contract %s added; acquisition "
+			 "window (取得可能期間) until %s.\n"
+			 "Hand each user the initial password (shown only "
+			 "once)%s:\n"),
+		    n, contract_id, closes_s,
+		    dir != NULL ? _(" and the invitation file") : "");
+		for (i = 0; i < n; i++) {
+			printf("  %-30s %s  %s\n", u[i].user_id,
+			    p11e_secret_str(u[i].password), u[i].name);
+			if (u[i].otp_uri != NULL)
+				printf("      %s\n",
+				    p11e_secret_str(u[i].otp_uri));
+		}
+		if (dir != NULL)
+			printf(_("Invitations written to %s/USER_ID.json.\n"),
+			    dir);
+	}
+out:
+	if (err != P11E_OK) {
+		if (ra->db != NULL)
+			p11e_db_rollback(ra->db);
+		for (i = 0; u != NULL && i < n; i++)
+			if (u[i].inv_written)
+				unlink(u[i].inv_path);
+		if (err != P11E_ERR_NOT_FOUND && err != P11E_ERR_EXISTS &&
+		    err != P11E_ERR_PARSE && err != P11E_ERR_IO &&
+		    err != P11E_ERR_TOO_LARGE)
+			p11e_ra_fail(err, NULL);
+		p11e_error(_("nothing was added"));
+	}
+	import_free(u, n);
+	return p11e_ra_exit(err);
+usage:
+	fprintf(stderr,
+	    _("Usage: p11enroll-ra user import CONTRACT FILE "
+	      "[--invitations DIR] [--otp] [--json]\n"));
+	return P11E_RA_EXIT_USAGE;
+}
+
 int
 p11e_ra_cmd_user(struct p11e_ra *ra, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "add") == 0)
 		return user_add(ra, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "import") == 0)
+		return user_import(ra, argc - 1, argv + 1);
 	fprintf(stderr,
 	    _("Usage: p11enroll-ra user add CONTRACT USER_ID "
-	      "--name NAME [--admin]\n"));
+	      "--name NAME [--admin]\n"
+	      "       p11enroll-ra user import CONTRACT FILE "
+	      "[--invitations DIR] [--otp] [--json]\n"));
 	return P11E_RA_EXIT_USAGE;
 }
 

@@ -29,32 +29,35 @@ static int cmd_help(struct p11e_cli *cli, int argc, char **argv);
 
 static const struct command commands[] = {
 	{ "status", cmd_status,
-	    "show the agent and what it is configured with" },
+	    N_("show the agent and what it is configured with") },
 	{ "tokens", p11e_cmd_tokens,
-	    "[URI]: list the tokens (modules, flags, key types)" },
+	    N_("[URI]: list the tokens (modules, flags, key types)") },
 	{ "token", p11e_cmd_token,
-	    "objects|keygen|csr|import|delete URI ...: work on one token" },
+	    N_("objects|keygen|csr|import|delete URI ...: work on one token") },
 	{ "enroll", p11e_cmd_enroll,
-	    "--service NAME | --invitation FILE | --resume ID: key on the "
-	    "token, certificate from the server" },
+	    N_("--service NAME | --invitation FILE | --resume ID: key on the "
+	       "token, certificate from the server") },
 	{ "renew", p11e_cmd_renew,
-	    "[--credential ID] [--now]: renew now (the agent also renews "
-	    "by itself)" },
+	    N_("[--credential ID] [--now]: renew now (the agent also renews "
+	       "by itself)") },
 	{ "list", p11e_cmd_list,
-	    "the tracked credentials: state, expiry, next action, last "
-	    "error" },
+	    N_("the tracked credentials: state, expiry, next action, last "
+	       "error") },
 	{ "service", p11e_cmd_service,
-	    "add NAME URL [--trust-fingerprint PIN]: a service of your own" },
+	    N_("add NAME URL [--trust-fingerprint PIN]: a service of your "
+	       "own") },
 	{ "admin", p11e_cmd_admin,
-	    "enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
-	    "audit|logout|status: the administrator's commands" },
+	    N_("enroll|login|users|user-add|reissue|revoke|keep|unlock|otp|"
+	       "audit|logout|status: the administrator's commands") },
 	{ "browser", p11e_cmd_browser,
-	    "setup [--undo] [--system]: register p11-kit-proxy in browsers" },
+	    N_("setup [--undo] [--system]: register p11-kit-proxy in "
+	       "browsers") },
 	{ "doctor", p11e_cmd_doctor,
-	    "[--json]: check the setup (p11-kit, tokens, certificates, "
-	    "browsers, servers) and say what to fix" },
-	{ "config", cmd_config, "config check: validate the configuration" },
-	{ "help", cmd_help, "show this help" },
+	    N_("[--json]: check the setup (p11-kit, tokens, certificates, "
+	       "browsers, servers) and say what to fix") },
+	{ "config", cmd_config,
+	    N_("config check: validate the configuration") },
+	{ "help", cmd_help, N_("show this help") },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -65,35 +68,40 @@ usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-	    "Usage: p11enroll [OPTION]... COMMAND [ARG]...\n"
-	    "Enroll and renew certificates whose keys stay on a PKCS#11 "
-	    "token.\n\n"
-	    "Commands:\n");
+	    _("Usage: p11enroll [OPTION]... COMMAND [ARG]...\n"
+	      "Enroll and renew certificates whose keys stay on a PKCS#11 "
+	      "token.\n\n"
+	      "Commands:\n"));
 	for (i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+		fprintf(
+		    f, "  %-10s %s\n", commands[i].name, _(commands[i].help));
 	fprintf(f,
-	    "\nOptions:\n"
-	    "  -c, --config FILE  configuration file (default %s)\n"
-	    "      --json         machine-readable output\n"
-	    "      --no-autostart do not start the agent when it is not "
-	    "running\n"
-	    "      --pin-stdin    read the PIN from the first line of standard "
-	    "input\n"
-	    "                     (default: ask on the terminal, without "
-	    "echo)\n"
-	    "      --final-try    allow a PIN try that locks the token if "
-	    "wrong\n"
-	    "  -v, --verbose      say more\n"
-	    "  -h, --help         show this help and exit\n"
-	    "  -V, --version      show the versions of this command and of "
-	    "the running agent\n"
-	    "\n"
-	    "Commands talk to the agent, p11enrolld, over "
-	    "$XDG_RUNTIME_DIR/p11enroll/agent.sock\n"
-	    "and start it when it is not running (unless --no-autostart or "
-	    "'autostart = no'\n"
-	    "in [cli]).  Exit status: 0 success, 1 failure, 2 usage error,\n"
-	    "4 token absent, 5 PIN locked.\n",
+	    _("\nOptions:\n"
+	      "  -c, --config FILE  configuration file (default %s)\n"
+	      "      --json         machine-readable output\n"
+	      "      --no-autostart do not start the agent when it is not "
+	      "running\n"
+	      "      --pin-stdin    read the PIN from the first line of "
+	      "standard "
+	      "input\n"
+	      "                     (default: ask on the terminal, without "
+	      "echo)\n"
+	      "      --final-try    allow a PIN try that locks the token if "
+	      "wrong\n"
+	      "  -v, --verbose      say more\n"
+	      "  -h, --help         show this help and exit\n"
+	      "  -V, --version      show the versions of this command and of "
+	      "the running agent\n"
+	      "\n"
+	      "Commands talk to the agent, p11enrolld, over "
+	      "$XDG_RUNTIME_DIR/p11enroll/agent.sock\n"
+	      "and start it when it is not running (unless --no-autostart or "
+	      "'autostart = no'\n"
+	      "in [cli]).  Exit status: 0 success, 1 failure, 2 usage error,\n"
+	      "3 a credential waits for its user (status, list), 4 token "
+	      "absent,\n"
+	      "5 PIN locked, 6 the certificate needs an administrator's "
+	      "reissue.\n"),
 	    p11e_conf_default_path());
 }
 

@@ -10,11 +10,15 @@ _p11enroll()
 
 	local global_opts="--config --json --no-autostart --pin-stdin
 	    --final-try --verbose --help --version"
-	local commands="status tokens token enroll renew list service browser
-	    doctor config help"
+	local commands="status tokens token enroll renew list service admin
+	    browser doctor config help"
 
 	# options that take a value
 	case $prev in
+	--reason)
+		COMPREPLY=($(compgen -W 'expired lost compromised' -- "$cur"))
+		return
+		;;
 	-c | --config | --invitation)
 		_filedir
 		return
@@ -45,7 +49,7 @@ _p11enroll()
 		;;
 	--token | --resume | --contract-id | --user-id | --credential | \
 	    --id | --label | --subject | --trust-fingerprint | --url | \
-	    --issuer-cn)
+	    --issuer-cn | --name)
 		return
 		;;
 	esac
@@ -115,6 +119,24 @@ _p11enroll()
 			return
 		fi
 		opts="--undo --system --json --dry-run --root --url --issuer-cn"
+		;;
+	admin)
+		if [[ -z $sub ]]; then
+			COMPREPLY=($(compgen -W 'enroll login users user-add
+			    reissue revoke keep unlock otp audit logout status' \
+			    -- "$cur"))
+			return
+		fi
+		case $sub in
+		enroll)
+			opts="--service --invitation --token --key-type
+			    --contract-id --user-id --secrets-stdin --resume"
+			;;
+		login) opts="--service --token --id" ;;
+		reissue) opts="--reason" ;;
+		user-add) opts="--name" ;;
+		*) opts= ;;
+		esac
 		;;
 	doctor) opts="--json" ;;
 	config)

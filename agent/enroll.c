@@ -317,6 +317,19 @@ session_open(const char *uri, const struct p11e_secret *pin, bool final_try,
 	return err;
 }
 
+/*
+ * The call's session, opened on its first use and kept until the call
+ * ends: one module load and one login (one PIN on a PIN pad) per call.
+ */
+static enum p11e_err
+session_need(struct session *s, const char *uri, const struct p11e_secret *pin,
+    bool final_try, char *detail)
+{
+	if (s->tok != NULL)
+		return P11E_OK;
+	return session_open(uri, pin, final_try, s, detail);
+}
+
 static enum p11e_err
 token_fail(struct session *s, enum p11e_err err, char *detail)
 {
@@ -471,22 +484,24 @@ bad_secret(json_t *params, const char *key, struct p11e_secret *s)
 	return json_object_get(params, key) != NULL && s == NULL;
 }
 
-/* KEY_PENDING → KEY_READY: adopt a key with the id, else generate. */
+/*
+ * KEY_PENDING → KEY_READY: adopt a key with the id, else generate; on
+ * the caller's session s (opened here when it is not yet).
+ */
 static enum p11e_err
-make_key(struct p11e_agent *agent, struct p11e_cred *c,
+make_key(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
     const struct p11e_secret *pin, bool final_try, struct steps *st,
     char *detail)
 {
 	struct p11e_buf spki;
-	struct session s;
 	enum p11e_err err;
 	char label[128];
 
 	p11e_buf_init(&spki, 8192);
-	if ((err = session_open(c->token_uri, pin, final_try, &s, detail)) !=
+	if ((err = session_need(s, c->token_uri, pin, final_try, detail)) !=
 	    P11E_OK)
 		goto out;
-	err = p11e_token_key_adopt(s.tok, c->id, c->idlen, &spki);
+	err = p11e_token_key_adopt(s->tok, c->id, c->idlen, &spki);
 	if (err == P11E_OK) {
 		p11e_info(
 		    "%s: adopted the key generated before a restart", c->name);
@@ -494,14 +509,14 @@ make_key(struct p11e_agent *agent, struct p11e_cred *c,
 		snprintf(label, sizeof(label), "p11enroll %s", c->service);
 		p11e_buf_reset(&spki);
 		err = p11e_token_keygen(
-		    s.tok, c->key_type, c->id, c->idlen, label, &spki);
+		    s->tok, c->key_type, c->id, c->idlen, label, &spki);
 		if (err != P11E_OK) {
-			err = token_fail(&s, err, detail);
+			err = token_fail(s, err, detail);
 			goto out;
 		}
 		p11e_crashpoint("enroll-after-keygen");
 	} else {
-		err = token_fail(&s, err, detail);
+		err = token_fail(s, err, detail);
 		goto out;
 	}
 	step_done(st, "key generation");
@@ -514,7 +529,6 @@ make_key(struct p11e_agent *agent, struct p11e_cred *c,
 		snprintf(detail, P11E_DETAIL_MAX,
 		    "cannot save the credential record");
 out:
-	session_close(&s);
 	p11e_buf_clear(&spki);
 	return err;
 }
@@ -581,7 +595,6 @@ p11e_method_enroll_key(
 		err = token_fail(&s, err, detail);
 		goto out;
 	}
-	session_close(&s);
 	c.idlen = P11E_ID_RANDOM_LEN;
 	snprintf(c.service, sizeof(c.service), "%s", service);
 	snprintf(c.token_uri, sizeof(c.token_uri), "%s", info.uri);
@@ -601,7 +614,7 @@ p11e_method_enroll_key(
 		goto out;
 	}
 	p11e_crashpoint("enroll-after-id-journaled");
-	if ((err = make_key(agent, &c, pin, final_try, &st, detail)) !=
+	if ((err = make_key(agent, &c, &s, pin, final_try, &st, detail)) !=
 	    P11E_OK) {
 		record_error(agent, &c, err, detail);
 		goto out;
@@ -729,11 +742,11 @@ out:
 	return err;
 }
 
-/* KEY_READY/SUBMITTED → ISSUED. */
+/* KEY_READY/SUBMITTED → ISSUED; the CSR on the caller's session s. */
 static enum p11e_err
-obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
-    const struct p11e_secret *pin, bool final_try, struct steps *st,
-    char *detail)
+obtain(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
+    json_t *params, const struct p11e_secret *pin, bool final_try,
+    struct steps *st, char *detail)
 {
 	struct p11e_secret *password = NULL, *otp = NULL, *code = NULL;
 	struct p11e_http_session hs = { NULL, "", "", 0 };
@@ -743,7 +756,6 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
 	const char *cid, *uid;
 	struct p11e_http *h = NULL;
 	struct p11e_buf csr;
-	struct session s = { NULL, NULL };
 	enum p11e_err err;
 
 	p11e_buf_init(&csr, 64 * 1024);
@@ -810,15 +822,14 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, json_t *params,
 			snprintf(hs.subject, sizeof(hs.subject), "/CN=%s", uid);
 		}
 		tmpl.subject = hs.subject;
-		if ((err = session_open(
-			 c->token_uri, pin, final_try, &s, detail)) != P11E_OK)
+		if ((err = session_need(
+			 s, c->token_uri, pin, final_try, detail)) != P11E_OK)
 			goto out;
-		if ((err = p11e_token_csr(s.tok, c->id, c->idlen, c->spki.data,
+		if ((err = p11e_token_csr(s->tok, c->id, c->idlen, c->spki.data,
 			 c->spki.len, &tmpl, &csr)) != P11E_OK) {
-			err = token_fail(&s, err, detail);
+			err = token_fail(s, err, detail);
 			goto out;
 		}
-		session_close(&s);
 		step_done(st, "certificate request");
 		if ((err = p11e_der_set(&c->csr, csr.data, csr.len)) != P11E_OK)
 			goto out;
@@ -839,7 +850,6 @@ issued:
 	step_done(st, "issuance");
 	err = accept_issued(agent, c, issued, cacerts, detail);
 out:
-	session_close(&s);
 	sk_X509_pop_free(cacerts, X509_free);
 	sk_X509_pop_free(issued, X509_free);
 	p11e_secret_free(hs.token);
@@ -851,34 +861,37 @@ out:
 	return err;
 }
 
-/* ISSUED → INSTALLED: the token write (idempotent) and the proof. */
+/*
+ * ISSUED → INSTALLED: the token write (idempotent) and the proof, on the
+ * caller's session s (opened on uri when it is not yet; closed here).
+ */
 static enum p11e_err
-install(struct p11e_agent *agent, struct p11e_cred *c, const char *uri,
-    const struct p11e_secret *pin, bool final_try, struct steps *st,
-    char *detail)
+install(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
+    const char *uri, const struct p11e_secret *pin, bool final_try,
+    struct steps *st, char *detail)
 {
-	struct session s;
 	enum p11e_err err;
 	char label[128];
 	bool added;
 	size_t i;
 
 	snprintf(label, sizeof(label), "p11enroll %s", c->service);
-	if ((err = session_open(uri, pin, final_try, &s, detail)) != P11E_OK)
+	if ((err = session_need(s, uri, pin, final_try, detail)) != P11E_OK)
 		return err;
-	if ((err = p11e_token_store_cert(s.tok, c->id, c->idlen, c->cert.data,
+	if ((err = p11e_token_store_cert(s->tok, c->id, c->idlen, c->cert.data,
 		 c->cert.len, label)) != P11E_OK)
 		goto fail;
 	for (i = 0; i < c->nchain; i++) {
-		if ((err = p11e_token_store_ca(s.tok, c->chain[i].data,
+		if ((err = p11e_token_store_ca(s->tok, c->chain[i].data,
 			 c->chain[i].len, &added)) != P11E_OK)
 			goto fail;
 	}
 	p11e_crashpoint("enroll-after-token-write");
 	step_done(st, "token write");
-	if ((err = p11e_token_verify_pair(s.tok, c->id, c->idlen)) != P11E_OK)
+	if ((err = p11e_token_verify_pair(s->tok, c->id, c->idlen)) != P11E_OK)
 		goto fail;
-	session_close(&s);
+	/* the login ends before the record says INSTALLED */
+	session_close(s);
 	step_done(st, "pair verified");
 	c->state = P11E_CRED_INSTALLED;
 	c->wait = P11E_WAIT_NONE;
@@ -891,8 +904,8 @@ install(struct p11e_agent *agent, struct p11e_cred *c, const char *uri,
 		    "be saved");
 	return err;
 fail:
-	err = token_fail(&s, err, detail);
-	session_close(&s);
+	err = token_fail(s, err, detail);
+	session_close(s);
 	return err;
 }
 
@@ -914,6 +927,7 @@ p11e_method_enroll(
 	bool final_try = json_is_true(json_object_get(params, "final_try"));
 	struct p11e_secret *pin = NULL;
 	struct steps st = { NULL, { 0, 0 } };
+	struct session s = { NULL, NULL };
 	struct p11e_cred c;
 	enum p11e_err err;
 
@@ -953,19 +967,19 @@ p11e_method_enroll(
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	case P11E_STEP_ADOPT_OR_GENERATE:
-		if ((err = make_key(agent, &c, pin, final_try, &st, detail)) !=
-		    P11E_OK)
+		if ((err = make_key(agent, &c, &s, pin, final_try, &st,
+			 detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_SUBMIT_NEW:
 	case P11E_STEP_RESUBMIT:
-		if ((err = obtain(agent, &c, params, pin, final_try, &st,
+		if ((err = obtain(agent, &c, &s, params, pin, final_try, &st,
 			 detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_STORE:
-		if ((err = install(agent, &c, c.token_uri, pin, final_try, &st,
-			 detail)) != P11E_OK)
+		if ((err = install(agent, &c, &s, c.token_uri, pin, final_try,
+			 &st, detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_NONE:
@@ -987,6 +1001,7 @@ fail:
 	if (err != P11E_ERR_CREDENTIALS_REQUIRED)
 		record_error(agent, &c, err, detail);
 out:
+	session_close(&s);
 	json_decref(st.list);
 	p11e_secret_free(pin);
 	p11e_cred_clear(&c);
@@ -1088,7 +1103,9 @@ p11e_agent_enroll_finish(struct p11e_agent *agent, struct p11e_cred *c,
 
 	detail[0] = '\0';
 	if (unattended) {
-		err = install(agent, c, uri, NULL, false, NULL, detail);
+		struct session s = { NULL, NULL };
+
+		err = install(agent, c, &s, uri, NULL, false, NULL, detail);
 	} else if ((err = p11e_p11_new(&p11)) == P11E_OK &&
 	    (err = p11e_token_open(p11, c->token_uri, &tok)) == P11E_OK) {
 		/* back, but only the user has the PIN */

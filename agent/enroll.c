@@ -1067,9 +1067,22 @@ recover_cb(void *data, const char *name, const struct p11e_cred *c,
 }
 
 void
-p11e_agent_recover_report(struct p11e_agent *agent)
+p11e_agent_recover_one(
+    struct p11e_agent *agent, const struct p11e_cred_brief *b)
 {
-	(void)p11e_journal_list(agent->state_dir, recover_cb, NULL);
+	char detail[1024] = "";
+	struct p11e_cred c;
+
+	/* INSTALLED has nothing to report: its record is not read again */
+	if (!b->damaged && b->state == P11E_CRED_INSTALLED)
+		return;
+	p11e_cred_init(&c);
+	if (p11e_journal_load(agent->state_dir, b->name, &c, detail,
+		sizeof(detail)) == P11E_OK)
+		recover_cb(NULL, b->name, &c, NULL);
+	else
+		recover_cb(NULL, b->name, NULL, detail);
+	p11e_cred_clear(&c);
 }
 
 bool

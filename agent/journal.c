@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "agent/est.h"
 #include "agent/journal.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "common/secret.h"
 
 #define JOURNAL_VERSION 1
@@ -655,31 +657,53 @@ cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The record names of DIR/credentials, sorted (free each and *out). */
+static size_t
+list_names(const char *dir, char ***out)
+{
+	char sub[4200], **names = NULL, **tmp;
+	struct dirent *e;
+	size_t n = 0, cap = 0, l;
+	DIR *d;
+
+	*out = NULL;
+	snprintf(sub, sizeof(sub), "%s/" SUBDIR, dir);
+	if ((d = opendir(sub)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || l <= 5 ||
+		    l - 5 > P11E_CRED_NAME_MAX ||
+		    strcmp(e->d_name + l - 5, ".json") != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			if ((tmp = realloc(names, cap * sizeof(*names))) ==
+			    NULL)
+				break;
+			names = tmp;
+		}
+		if ((names[n] = strndup(e->d_name, l - 5)) != NULL)
+			n++;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(names[0]), cmp_names);
+	*out = names;
+	return n;
+}
+
 size_t
 p11e_journal_list(const char *dir,
     void (*cb)(void *data, const char *name, const struct p11e_cred *c,
 	const char *problem),
     void *data)
 {
-	char sub[4200], *names[1024], detail[1024];
-	struct dirent *e;
+	char **names, detail[1024];
 	struct p11e_cred c;
-	size_t n = 0, i, l;
-	DIR *d;
+	size_t n, i;
 
-	snprintf(sub, sizeof(sub), "%s/" SUBDIR, dir);
-	if ((d = opendir(sub)) == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL && n < 1024) {
-		l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || l <= 5 ||
-		    strcmp(e->d_name + l - 5, ".json") != 0)
-			continue;
-		if ((names[n] = strndup(e->d_name, l - 5)) != NULL)
-			n++;
-	}
-	closedir(d);
-	qsort(names, n, sizeof(names[0]), cmp_names);
+	n = list_names(dir, &names);
 	for (i = 0; i < n; i++) {
 		p11e_cred_init(&c);
 		detail[0] = '\0';
@@ -691,7 +715,257 @@ p11e_journal_list(const char *dir,
 		p11e_cred_clear(&c);
 		free(names[i]);
 	}
+	free(names);
 	return n;
+}
+
+/*
+ * The scheduler's index (p11e_journal_scan): what it needs of each
+ * record, with the file's identity (inode, mtime, size) when it was
+ * read.  A record whose file is unchanged is not read again; the index
+ * is kept in DIR/schedule.idx between runs (a cache: any doubt, and the
+ * record is read).
+ */
+struct brief_entry {
+	struct p11e_cred_brief b;
+	unsigned long long ino, size;
+	long long mtime_s, mtime_ns;
+};
+
+static struct brief_entry *idx;
+static size_t nidx;
+static char idx_dir[4096];
+static bool idx_loaded;
+
+#define IDX_NAME "schedule.idx"
+#define IDX_MAGIC "p11enroll-schedule-index 1\n"
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct brief_entry *)a)->b.name,
+	    ((const struct brief_entry *)b)->b.name);
+}
+
+static void
+brief_of(const struct p11e_cred *c, struct p11e_cred_brief *b)
+{
+	snprintf(b->name, sizeof(b->name), "%s", c->name);
+	b->damaged = false;
+	b->state = c->state;
+	b->wait = c->wait;
+	b->next_action = c->next_action;
+	b->not_before = c->not_before;
+	b->not_after = c->not_after;
+	b->old_remove_at = c->old_remove_at;
+	b->renew_before = c->renew_before;
+	b->notices = c->notices;
+	b->has_old = c->old_idlen > 0;
+	b->has_cert = c->cert.len > 0;
+}
+
+void
+p11e_cred_from_brief(const struct p11e_cred_brief *b, struct p11e_cred *c)
+{
+	snprintf(c->name, sizeof(c->name), "%s", b->name);
+	c->state = b->state;
+	c->wait = b->wait;
+	c->next_action = b->next_action;
+	c->not_before = b->not_before;
+	c->not_after = b->not_after;
+	c->old_remove_at = b->old_remove_at;
+	c->renew_before = b->renew_before;
+	c->notices = b->notices;
+	c->old_idlen = b->has_old ? 1 : 0;
+}
+
+/* Reads DIR/schedule.idx into idx (sorted); nothing on any doubt. */
+static void
+idx_read(const char *dir)
+{
+	char path[4400], line[512], name[P11E_CRED_NAME_MAX + 1];
+	struct brief_entry e, *tmp;
+	size_t cap = 0;
+	int st, wt;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/" IDX_NAME, dir);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    strcmp(line, IDX_MAGIC) != 0) {
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		int64_t v[15];
+		char *p = line;
+		size_t k, l;
+
+		/* NAME and 15 numbers, one space apart */
+		memset(&e, 0, sizeof(e));
+		l = strcspn(p, " ");
+		if (l == 0 || l > P11E_CRED_NAME_MAX || p[l] != ' ')
+			continue;
+		memcpy(name, p, l);
+		name[l] = '\0';
+		p += l + 1;
+		for (k = 0; k < 15; k++) {
+			l = strcspn(p, " \n");
+			if (p[l] != (k < 14 ? ' ' : '\n'))
+				break;
+			p[l] = '\0';
+			if (p11e_num_parse_i64(
+				p, INT64_MIN, INT64_MAX, &v[k]) != P11E_OK)
+				break;
+			p += l + 1;
+		}
+		if (k < 15)
+			continue;
+		e.ino = (unsigned long long)v[0];
+		e.mtime_s = v[1];
+		e.mtime_ns = v[2];
+		e.size = (unsigned long long)v[3];
+		st = (int)v[4];
+		wt = (int)v[5];
+		if (v[4] < 0 || v[4] > P11E_CRED_REVOKED || v[5] < 0 ||
+		    v[5] > P11E_WAIT_TOKEN || v[11] < 0 || v[11] > 0xff)
+			continue;
+		snprintf(e.b.name, sizeof(e.b.name), "%s", name);
+		e.b.state = (enum p11e_cred_state)st;
+		e.b.wait = (enum p11e_cred_wait)wt;
+		e.b.next_action = (time_t)v[6];
+		e.b.not_before = (time_t)v[7];
+		e.b.not_after = (time_t)v[8];
+		e.b.old_remove_at = (time_t)v[9];
+		e.b.renew_before = v[10];
+		e.b.notices = (unsigned int)v[11];
+		e.b.has_old = v[12] != 0;
+		e.b.has_cert = v[13] != 0;
+		e.b.damaged = v[14] != 0;
+		if (nidx == cap) {
+			cap = cap ? cap * 2 : 256;
+			if ((tmp = realloc(idx, cap * sizeof(*idx))) == NULL)
+				break;
+			idx = tmp;
+		}
+		idx[nidx++] = e;
+	}
+	fclose(f);
+	if (nidx > 0)
+		qsort(idx, nidx, sizeof(*idx), cmp_entry);
+}
+
+/* Writes the index (temporary file, rename); a failure only costs time. */
+static void
+idx_write(const char *dir)
+{
+	char path[4400], tmp[4400];
+	size_t i;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" IDX_NAME, dir);
+	snprintf(tmp, sizeof(tmp), "%s/." IDX_NAME ".tmp", dir);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) <
+	    0)
+		return;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		return;
+	}
+	fputs(IDX_MAGIC, f);
+	for (i = 0; i < nidx; i++) {
+		const struct brief_entry *e = &idx[i];
+
+		fprintf(f,
+		    "%s %llu %lld %lld %llu %d %d %lld %lld %lld %lld %lld "
+		    "%u %d %d %d\n",
+		    e->b.name, e->ino, e->mtime_s, e->mtime_ns, e->size,
+		    (int)e->b.state, (int)e->b.wait,
+		    (long long)e->b.next_action, (long long)e->b.not_before,
+		    (long long)e->b.not_after, (long long)e->b.old_remove_at,
+		    e->b.renew_before, e->b.notices, (int)e->b.has_old,
+		    (int)e->b.has_cert, (int)e->b.damaged);
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		(void)unlink(tmp);
+}
+
+size_t
+p11e_journal_scan(const char *dir,
+    void (*cb)(void *data, const struct p11e_cred_brief *b), void *data)
+{
+	char **names, path[4400], detail[1024];
+	struct brief_entry *next = NULL, *old;
+	struct p11e_cred c;
+	struct stat st;
+	size_t n, i, j = 0, nnext = 0;
+	bool dirty = false;
+
+	if (!idx_loaded || strcmp(idx_dir, dir) != 0) {
+		free(idx);
+		idx = NULL;
+		nidx = 0;
+		snprintf(idx_dir, sizeof(idx_dir), "%s", dir);
+		idx_read(dir);
+		idx_loaded = true;
+	}
+	n = list_names(dir, &names);
+	if (n > 0 && (next = calloc(n, sizeof(*next))) == NULL) {
+		for (i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct brief_entry *e = &next[nnext];
+
+		snprintf(
+		    path, sizeof(path), "%s/" SUBDIR "/%s.json", dir, names[i]);
+		if (stat(path, &st) != 0)
+			goto next_name; /* gone meanwhile */
+		e->ino = (unsigned long long)st.st_ino;
+		e->size = (unsigned long long)st.st_size;
+		e->mtime_s = (long long)st.st_mtim.tv_sec;
+		e->mtime_ns = (long long)st.st_mtim.tv_nsec;
+		/* both sorted: walk the old index along */
+		while (j < nidx && strcmp(idx[j].b.name, names[i]) < 0)
+			j++;
+		old = j < nidx && strcmp(idx[j].b.name, names[i]) == 0 ? &idx[j]
+								       : NULL;
+		if (old != NULL && old->ino == e->ino && old->size == e->size &&
+		    old->mtime_s == e->mtime_s &&
+		    old->mtime_ns == e->mtime_ns) {
+			e->b = old->b;
+		} else {
+			p11e_cred_init(&c);
+			if (p11e_journal_load(dir, names[i], &c, detail,
+				sizeof(detail)) == P11E_OK) {
+				brief_of(&c, &e->b);
+			} else {
+				memset(&e->b, 0, sizeof(e->b));
+				snprintf(e->b.name, sizeof(e->b.name), "%s",
+				    names[i]);
+				e->b.damaged = true;
+			}
+			p11e_cred_clear(&c);
+			dirty = true;
+		}
+		cb(data, &e->b);
+		nnext++;
+	next_name:
+		free(names[i]);
+	}
+	free(names);
+	if (nnext != nidx)
+		dirty = true;
+	free(idx);
+	idx = next;
+	nidx = nnext;
+	if (dirty)
+		idx_write(dir);
+	return nnext;
 }
 
 enum p11e_err

@@ -197,6 +197,32 @@ size_t p11e_journal_list(const char *dir,
 	const char *problem),
     void *data);
 
+/* What the scheduler needs of a record (p11e_journal_scan). */
+struct p11e_cred_brief {
+	char name[P11E_CRED_NAME_MAX + 1];
+	bool damaged; /* unreadable: nothing below is set */
+	enum p11e_cred_state state;
+	enum p11e_cred_wait wait;
+	time_t next_action, not_before, not_after, old_remove_at;
+	long long renew_before;
+	unsigned int notices;
+	bool has_old; /* a replaced pair waits for removal */
+	bool has_cert;
+};
+
+/*
+ * Like p11e_journal_list() with the brief of each record, for the
+ * scheduler: a record whose file is unchanged since the last scan (inode,
+ * mtime, size) is not read again, and the briefs are kept in
+ * DIR/schedule.idx so that a restarted agent reads no record that did
+ * not change.  Returns the number of records.
+ */
+size_t p11e_journal_scan(const char *dir,
+    void (*cb)(void *data, const struct p11e_cred_brief *b), void *data);
+
+/* The fields of b into c (initialised): enough for p11e_cred_due(). */
+void p11e_cred_from_brief(const struct p11e_cred_brief *b, struct p11e_cred *c);
+
 /* A fresh record name: "c-" and 16 random hex digits. */
 enum p11e_err p11e_journal_new_name(char *out, size_t outlen);
 

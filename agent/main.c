@@ -167,7 +167,6 @@ main(int argc, char **argv)
 	if ((lockfd = take_lock(agent.runtime_dir, &err)) < 0)
 		goto out;
 	agent.started = time(NULL);
-	p11e_agent_recover_report(&agent);
 	err = p11e_agent_serve(&agent);
 out:
 	if (lockfd >= 0)

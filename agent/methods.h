@@ -152,7 +152,11 @@ time_t p11e_agent_schedule(struct p11e_agent *agent);
 enum p11e_err
 p11e_agent_user_conf(struct p11e_agent *agent, struct p11e_conf **out);
 
-/* Logs every credential that did not finish (at agent start). */
-void p11e_agent_recover_report(struct p11e_agent *agent);
+/*
+ * Logs b's credential if it did not finish (the scheduler's first pass,
+ * at agent start: an INSTALLED record is not read).
+ */
+void p11e_agent_recover_one(
+    struct p11e_agent *agent, const struct p11e_cred_brief *b);
 
 #endif /* P11E_METHODS_H */

@@ -1021,19 +1021,25 @@ struct scan {
 	bool more;
 	bool token_event; /* WAITING_TOKEN records are due now */
 	size_t token_waiting;
+	struct p11e_agent *report; /* the first pass: what did not finish */
 };
 
 static void
-scan_cb(void *data, const char *name, const struct p11e_cred *c,
-    const char *problem)
+scan_cb(void *data, const struct p11e_cred_brief *b)
 {
+	/* only the scheduling fields are set: enough for p11e_cred_due() */
+	static struct p11e_cred c;
 	struct scan *s = data;
 	time_t t;
 
-	(void)problem;
-	if (c == NULL || (t = p11e_cred_due(c, s->now)) == 0)
+	if (s->report != NULL)
+		p11e_agent_recover_one(s->report, b);
+	if (b->damaged)
 		return;
-	if (c->wait == P11E_WAIT_TOKEN) {
+	p11e_cred_from_brief(b, &c);
+	if ((t = p11e_cred_due(&c, s->now)) == 0)
+		return;
+	if (c.wait == P11E_WAIT_TOKEN) {
 		s->token_waiting++;
 		if (s->token_event)
 			t = s->now;
@@ -1041,7 +1047,7 @@ scan_cb(void *data, const char *name, const struct p11e_cred *c,
 	if (t > s->now) {
 		s->next = min_time(s->next, t);
 	} else if (s->ndue < DUE_MAX) {
-		if ((s->due[s->ndue] = strdup(name)) != NULL)
+		if ((s->due[s->ndue] = strdup(b->name)) != NULL)
 			s->ndue++;
 	} else {
 		s->more = true;
@@ -1063,7 +1069,11 @@ p11e_agent_schedule(struct p11e_agent *agent)
 		/* certificate times are the server's: so is now */
 		s.now = p11e_http_now();
 		s.token_event = pass == 0 && agent->token_event;
-		(void)p11e_journal_list(agent->state_dir, scan_cb, &s);
+		if (pass == 0 && !agent->reported) {
+			s.report = agent;
+			agent->reported = 1;
+		}
+		(void)p11e_journal_scan(agent->state_dir, scan_cb, &s);
 		agent->token_waiting = s.token_waiting;
 		if (s.ndue == 0 && !s.more)
 			break;

@@ -26,6 +26,7 @@ struct p11e_agent {
 	 * runs only while some wait); a udev event makes them due at once */
 	size_t token_waiting;
 	int token_event;
+	time_t token_poll_at; /* their next look (every P11E_TOKEN_POLL s) */
 	int reported; /* the unfinished credentials were logged at start */
 };
 

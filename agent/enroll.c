@@ -994,7 +994,7 @@ fail:
 	if (c.state == P11E_CRED_ISSUED && p11e_token_absent(err)) {
 		/* the agent looks for the token and finishes by itself */
 		c.wait = P11E_WAIT_TOKEN;
-		c.next_action = p11e_http_now() + P11E_TOKEN_POLL;
+		c.next_action = 0;
 		p11e_agent_insert_token(&c, detail);
 		p11e_info("%s: %s", c.name, detail);
 	}
@@ -1138,9 +1138,7 @@ p11e_agent_enroll_finish(struct p11e_agent *agent, struct p11e_cred *c,
 			  "and verified (serial %s)",
 		    c->name, c->serial);
 	else if (p11e_token_absent(err)) {
-		/* still away: look again, quietly */
-		c->next_action = p11e_http_now() + P11E_TOKEN_POLL;
-		(void)p11e_journal_save(agent->state_dir, c);
+		/* still away: the scheduler's next poll looks again */
 	} else if (err != P11E_OK) {
 		c->wait = P11E_WAIT_NONE;
 		c->next_action = 0;

@@ -906,14 +906,17 @@ fail:
 		rejected(r, err);
 		goto out;
 	} else if (p11e_token_absent(err)) {
-		/* looked for every few seconds, and at a udev event */
-		if (c->wait != P11E_WAIT_TOKEN) {
-			p11e_agent_insert_token(c, r->detail);
-			p11e_info("%s: renewal: %s", c->name, r->detail);
-			set_error(c, err, r->detail);
-		}
+		/*
+		 * Looked for at the scheduler's token poll and at a udev
+		 * event; still away, the record does not change (no write
+		 * every few seconds).
+		 */
+		if (c->wait == P11E_WAIT_TOKEN)
+			goto out;
+		p11e_agent_insert_token(c, r->detail);
+		p11e_info("%s: renewal: %s", c->name, r->detail);
+		set_error(c, err, r->detail);
 		c->wait = P11E_WAIT_TOKEN;
-		c->next_action = now + P11E_TOKEN_POLL;
 	} else if (server_transient(err)) {
 		c->wait = P11E_WAIT_SERVER;
 		if (c->next_action <= now)
@@ -947,7 +950,7 @@ out:
 
 /* Whatever is due for one record: expiry, renewal, the old pair. */
 static void
-act(struct p11e_agent *agent, const char *name, time_t now, bool token_event)
+act(struct p11e_agent *agent, const char *name, time_t now)
 {
 	char detail[P11E_DETAIL_MAX] = "";
 	struct p11e_cred c;
@@ -958,8 +961,8 @@ act(struct p11e_agent *agent, const char *name, time_t now, bool token_event)
 	if (p11e_journal_load(
 		agent->state_dir, name, &c, detail, sizeof(detail)) != P11E_OK)
 		goto out;
-	/* a token event: the records waiting for one look at once */
-	if (token_event && c.wait == P11E_WAIT_TOKEN)
+	/* the scheduler's token poll or event: they look now */
+	if (c.wait == P11E_WAIT_TOKEN)
 		c.next_action = now;
 	if (p11e_cred_due(&c, now) == 0 || p11e_cred_due(&c, now) > now)
 		goto out;
@@ -1020,6 +1023,7 @@ struct scan {
 	size_t ndue;
 	bool more;
 	bool token_event; /* WAITING_TOKEN records are due now */
+	time_t token_poll; /* else at this time */
 	size_t token_waiting;
 	struct p11e_agent *report; /* the first pass: what did not finish */
 };
@@ -1040,9 +1044,10 @@ scan_cb(void *data, const struct p11e_cred_brief *b)
 	if ((t = p11e_cred_due(&c, s->now)) == 0)
 		return;
 	if (c.wait == P11E_WAIT_TOKEN) {
+		/* one poll for all waiting records, not their own times */
 		s->token_waiting++;
-		if (s->token_event)
-			t = s->now;
+		t = s->token_event || s->token_poll <= s->now ? s->now
+							      : s->token_poll;
 	}
 	if (t > s->now) {
 		s->next = min_time(s->next, t);
@@ -1069,6 +1074,7 @@ p11e_agent_schedule(struct p11e_agent *agent)
 		/* certificate times are the server's: so is now */
 		s.now = p11e_http_now();
 		s.token_event = pass == 0 && agent->token_event;
+		s.token_poll = agent->token_poll_at;
 		if (pass == 0 && !agent->reported) {
 			s.report = agent;
 			agent->reported = 1;
@@ -1085,9 +1091,13 @@ p11e_agent_schedule(struct p11e_agent *agent)
 			break;
 		}
 		for (i = 0; i < s.ndue; i++) {
-			act(agent, s.due[i], s.now, s.token_event);
+			act(agent, s.due[i], s.now);
 			free(s.due[i]);
 		}
+		/* the waiting records were looked at: the next poll */
+		if (s.token_waiting > 0 &&
+		    (s.token_event || agent->token_poll_at <= s.now))
+			agent->token_poll_at = s.now + P11E_TOKEN_POLL;
 	}
 	agent->token_event = 0;
 	/* the timer runs on the local clock */

@@ -305,6 +305,89 @@ test_list_corrupt(void **state)
 	unlink(path);
 }
 
+struct briefs {
+	int n, damaged;
+	char name[P11E_CRED_NAME_MAX + 1];
+	struct p11e_cred_brief b; /* the one named name */
+};
+
+static void
+brief_cb(void *data, const struct p11e_cred_brief *b)
+{
+	struct briefs *s = data;
+
+	s->n++;
+	if (b->damaged)
+		s->damaged++;
+	if (strcmp(b->name, s->name) == 0)
+		s->b = *b;
+}
+
+static void
+test_scan_index(void **state)
+{
+	char sub[256], idx[300], cmd[600];
+	struct briefs s;
+	struct p11e_cred a;
+	FILE *f;
+	int i;
+
+	(void)state;
+	snprintf(sub, sizeof(sub), "%s/scan", dir);
+	snprintf(idx, sizeof(idx), "%s/schedule.idx", sub);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	/* more than the 1,024 a listing once stopped at */
+	for (i = 0; i < 1030; i++) {
+		fill(&a, P11E_CRED_INSTALLED);
+		a.not_after = 1800000000 + i;
+		assert_int_equal(p11e_journal_save(sub, &a), P11E_OK);
+		p11e_cred_clear(&a);
+	}
+	fill(&a, P11E_CRED_INSTALLED);
+	a.wait = P11E_WAIT_TOKEN;
+	a.notices = 3;
+	assert_int_equal(p11e_journal_save(sub, &a), P11E_OK);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", a.name);
+	assert_int_equal(p11e_journal_scan(sub, brief_cb, &s), 1031);
+	assert_int_equal(s.n, 1031);
+	assert_int_equal(s.b.wait, P11E_WAIT_TOKEN);
+	assert_int_equal(s.b.notices, 3);
+	assert_int_equal(s.b.not_after, 1800000000);
+	assert_true(s.b.has_cert);
+	assert_int_equal(access(idx, F_OK), 0);
+	/* a change is seen (a new file), the rest comes from the index */
+	a.wait = P11E_WAIT_NONE;
+	a.not_after = 1900000000;
+	assert_int_equal(p11e_journal_save(sub, &a), P11E_OK);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", a.name);
+	assert_int_equal(p11e_journal_scan(sub, brief_cb, &s), 1031);
+	assert_int_equal(s.b.wait, P11E_WAIT_NONE);
+	assert_int_equal(s.b.not_after, 1900000000);
+	/* a damaged index is only a cache: the records are read again */
+	f = fopen(idx, "w");
+	assert_non_null(f);
+	fputs("p11enroll-schedule-index 1\nc-x 1 2 3\ngarbage\n", f);
+	fclose(f);
+	/* another directory first: the index is read from the file again */
+	memset(&s, 0, sizeof(s));
+	(void)p11e_journal_scan(dir, brief_cb, &s);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", a.name);
+	assert_int_equal(p11e_journal_scan(sub, brief_cb, &s), 1031);
+	assert_int_equal(s.b.not_after, 1900000000);
+	/* a removed record is gone from the next scan */
+	snprintf(cmd, sizeof(cmd), "%s/credentials/%s.json", sub, a.name);
+	assert_int_equal(unlink(cmd), 0);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", a.name);
+	assert_int_equal(p11e_journal_scan(sub, brief_cb, &s), 1030);
+	assert_int_equal(s.b.name[0], '\0');
+	assert_int_equal(s.damaged, 0);
+	p11e_cred_clear(&a);
+}
+
 static void
 test_next_step(void **state)
 {
@@ -342,6 +425,7 @@ main(void)
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_save_fails),
 		cmocka_unit_test(test_list_corrupt),
+		cmocka_unit_test(test_scan_index),
 		cmocka_unit_test(test_next_step),
 	};
 

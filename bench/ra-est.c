@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/resource.h>
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -35,7 +37,8 @@
  *
  * Requests are prepared before the clock starts; --clients threads each
  * own one curl easy handle.  Prints one line: mode, clients, requests,
- * failures, per second, p50 and p99 in ms.
+ * failures, per second, p50 and p99 in ms, and this client's own CPU
+ * time (user + system, all threads) per request while the clock ran.
  */
 
 struct job {
@@ -63,6 +66,18 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* This process's CPU time (user + system, every thread) in ms. */
+static double
+cpu_ms(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static void
@@ -348,7 +363,7 @@ main(int argc, char **argv)
 	const char *input = NULL, *out = NULL;
 	unsigned long clients = 1, requests = 100, skip = 0;
 	pthread_t *th;
-	double t0, secs, *lat;
+	double t0, c0, secs, cpu, *lat;
 	size_t i, ok = 0;
 	char *text, *line, *nl;
 	FILE *f;
@@ -475,12 +490,14 @@ main(int argc, char **argv)
 	if ((th = calloc(clients, sizeof(*th))) == NULL ||
 	    (lat = calloc(n_jobs, sizeof(*lat))) == NULL)
 		die("out of memory");
+	c0 = cpu_ms();
 	t0 = now_ms();
 	for (i = 0; i < clients; i++)
 		pthread_create(&th[i], NULL, worker, NULL);
 	for (i = 0; i < clients; i++)
 		pthread_join(th[i], NULL);
 	secs = (now_ms() - t0) / 1e3;
+	cpu = cpu_ms() - c0;
 	for (i = 0; i < n_jobs; i++) {
 		lat[i] = jobs[i].ms;
 		if (jobs[i].status == 200)
@@ -488,9 +505,9 @@ main(int argc, char **argv)
 	}
 	qsort(lat, n_jobs, sizeof(*lat), cmp_double);
 	printf("%s clients=%lu requests=%zu failed=%zu per_s=%.0f p50_ms=%.2f "
-	       "p99_ms=%.2f\n",
+	       "p99_ms=%.2f client_cpu_ms=%.3f\n",
 	    mode, clients, n_jobs, n_jobs - ok, (double)ok / secs,
-	    lat[n_jobs / 2], lat[(n_jobs * 99) / 100]);
+	    lat[n_jobs / 2], lat[(n_jobs * 99) / 100], cpu / (double)n_jobs);
 	if (out != NULL && strcmp(mode, "session") != 0) {
 		if ((f = fopen(out, "ae")) == NULL)
 			die("cannot open --out");

@@ -7,6 +7,8 @@
 # request, (c) session creation (Argon2id + TOTP).  Tokens, users and
 # windows are inserted with SQL before the server starts (real tokens:
 # the server sees only their SHA-256, as for those it makes itself).
+# Each level's line ends with the load client's CPU (client_cpu_ms) and
+# the server's (server_cpu_ms, from /proc) per request.
 # Not a test; figures go to doc/benchmarks.md.
 set -eu
 N=${1:-4000}
@@ -69,27 +71,46 @@ pid=$!
 i=0
 while [ ! -s "$T/port" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 URL=https://127.0.0.1:$(cat "$T/port")
+# the server's own CPU time (user + system, every thread) in clock ticks
+srv=$pid
+if [ -n "${RA_WRAP:-}" ]; then
+	srv=$(pgrep -P "$pid" | head -n 1)
+fi
+hz=$(getconf CLK_TCK)
+srv_ticks() {
+	sed 's/.*) //' "/proc/$srv/stat" | awk '{ print $12 + $13 }'
+}
+# one level of ra-est, its line followed by the server's CPU per request
+est() {
+	cnt=$1
+	shift
+	t0=$(srv_ticks)
+	line=$(${EST_WRAP:-} "$EST" --cacert "$D/server-ca.crt" --requests "$cnt" "$@") || true
+	t1=$(srv_ticks)
+	echo "$line server_cpu_ms=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$cnt" \
+	    'BEGIN { printf "%.3f", d * 1000 / hz / n }')"
+}
 echo "# $(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 skip=0
 for n in $levels; do
-	${EST_WRAP:-} "$EST" --url "$URL/.well-known/est/simpleenroll" --cacert "$D/server-ca.crt" \
-	    --mode enroll --clients "$n" --requests "$N" --skip "$skip" \
-	    --input "$T/tokens" --out "$T/pairs" || true
+	est "$N" --url "$URL/.well-known/est/simpleenroll" \
+	    --mode enroll --clients "$n" --skip "$skip" \
+	    --input "$T/tokens" --out "$T/pairs"
 	skip=$((skip + N))
 done
 skip=0
 for n in $levels; do
 	m=$((N / 4))
-	${EST_WRAP:-} "$EST" --url "$URL/.well-known/est/simplereenroll" --cacert "$D/server-ca.crt" \
-	    --mode reenroll --clients "$n" --requests "$m" --skip "$skip" \
-	    --input "$T/pairs" || true
+	est "$m" --url "$URL/.well-known/est/simplereenroll" \
+	    --mode reenroll --clients "$n" --skip "$skip" \
+	    --input "$T/pairs"
 	skip=$((skip + m))
 done
 skip=0
 for n in $levels; do
-	${EST_WRAP:-} "$EST" --url "$URL/api/v1/enrollment/session" --cacert "$D/server-ca.crt" \
-	    --mode session --clients "$n" --requests "$n" --skip "$skip" \
-	    --input "$T/sessions" || true
+	est "$n" --url "$URL/api/v1/enrollment/session" \
+	    --mode session --clients "$n" --skip "$skip" \
+	    --input "$T/sessions"
 	skip=$((skip + n))
 done
 echo "# integrity: $(sqlite3 "$D/ra.db" 'PRAGMA integrity_check'), certificates: $(sqlite3 "$D/ra.db" 'SELECT count(*) FROM certificates'), synchronous FULL enforced at open"

@@ -145,7 +145,9 @@ enum p11e_err p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 
 /*
  * Appends the DER of a degenerate PKCS#7 SignedData (certs-only, no
- * signers, RFC 7030 §4.1.3) holding the n certificates ders[i]/lens[i].
+ * signers, RFC 7030 §4.1.3) holding the n certificates ders[i]/lens[i];
+ * P11E_ERR_CRYPTO when one is not exactly one DER certificate (its outer
+ * SEQUENCE of tbsCertificate, signatureAlgorithm and signature).
  */
 enum p11e_err p11e_ca_pkcs7_certs(const unsigned char *const *ders,
     const size_t *lens, size_t n, struct p11e_buf *out);

@@ -408,6 +408,25 @@ test_issue(void **state)
 		    sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info), 0);
 		PKCS7_free(p7);
 		p11e_buf_clear(&p7buf);
+		/* not exactly one DER certificate: refused, nothing added */
+		{
+			unsigned char *longer = malloc(out.der.len + 1);
+
+			assert_non_null(longer);
+			memcpy(longer, out.der.data, out.der.len);
+			longer[out.der.len] = 0;
+			ders[0] = longer;
+			lens[0] = out.der.len + 1;
+			assert_int_equal(
+			    p11e_ca_pkcs7_certs(ders, lens, 1, &p7buf),
+			    P11E_ERR_CRYPTO);
+			lens[0] = out.der.len - 1;
+			assert_int_equal(
+			    p11e_ca_pkcs7_certs(ders, lens, 1, &p7buf),
+			    P11E_ERR_CRYPTO);
+			assert_int_equal(p7buf.len, 0);
+			free(longer);
+		}
 	}
 	X509_free(x);
 	X509_REQ_free(req);

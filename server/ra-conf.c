@@ -39,6 +39,10 @@ const struct p11e_conf_key p11e_ra_schema[] = {
 	    "PKCS#11 URI of the CA key (with id= and pin-source=file:)" },
 	{ "policy", "validity", P11E_CONF_DURATION, 60, 3650ULL * 86400, NULL,
 	    "certificate lifetime (default 366d)" },
+	{ "policy", "user-validity", P11E_CONF_DURATION, 1, 3650ULL * 86400,
+	    NULL,
+	    "lifetime of users' certificates (default: validity; "
+	    "administrators' always have validity)" },
 	{ "policy", "backdate", P11E_CONF_DURATION, 0, 86400, NULL,
 	    "notBefore this long before issuance (default 5m)" },
 	{ "policy", "renew-before", P11E_CONF_DURATION, 0, 3650ULL * 86400,
@@ -68,6 +72,7 @@ void
 p11e_ra_policy_defaults(struct p11e_ra_policy *p)
 {
 	p->validity = (uint64_t)P11E_CA_DEFAULT_VALIDITY;
+	p->user_validity = p->validity;
 	p->backdate = (uint64_t)P11E_CA_DEFAULT_BACKDATE;
 	p->renew_before = 30ULL * 86400;
 	p->window = 14ULL * 86400;
@@ -115,6 +120,8 @@ p11e_ra_config_load(const char *path, struct p11e_ra_config *cfg)
 		goto bad;
 	}
 	p->validity = p11e_conf_get_u64(c, "policy", "validity", p->validity);
+	p->user_validity =
+	    p11e_conf_get_u64(c, "policy", "user-validity", p->validity);
 	p->backdate = p11e_conf_get_u64(c, "policy", "backdate", p->backdate);
 	p->renew_before =
 	    p11e_conf_get_u64(c, "policy", "renew-before", p->renew_before);

@@ -32,6 +32,7 @@ extern const struct p11e_conf_key p11e_ra_schema[];
 
 struct p11e_ra_policy {
 	uint64_t validity; /* s; default 366 d */
+	uint64_t user_validity; /* s, role user; default validity */
 	uint64_t backdate; /* s; default 5 min */
 	uint64_t renew_before; /* s; default 30 d */
 	uint64_t window; /* acquisition window, s; default 14 d */

@@ -738,7 +738,8 @@ user_profile(struct server *s, const struct p11e_db_user *u,
 	p->common_name = u->user_id;
 	p->organization = k->name;
 	p->organizational_unit = u->contract_id;
-	p->validity = (long)s->policy->validity;
+	p->validity =
+	    (long)(u->admin ? s->policy->validity : s->policy->user_validity);
 	p->backdate = (long)s->policy->backdate;
 }
 
@@ -1700,8 +1701,9 @@ policy(struct call *c)
 	const struct p11e_ra_policy *p = c->s->policy;
 	json_t *j;
 
-	j = json_pack("{s:I, s:I, s:I, s:o, s:i, s:I, s:I}", "validity",
-	    (json_int_t)p->validity, "renew_before",
+	j = json_pack("{s:I, s:I, s:I, s:I, s:o, s:i, s:I, s:I}", "validity",
+	    (json_int_t)p->validity, "user_validity",
+	    (json_int_t)p->user_validity, "renew_before",
 	    (json_int_t)p->renew_before, "window", (json_int_t)p->window,
 	    "key_policy", key_policy_json(p->key_types), "otp_step",
 	    (int)p->otp_step, "token_lifetime", (json_int_t)p->token_lifetime,

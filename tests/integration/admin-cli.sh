@@ -21,7 +21,7 @@ for c in softhsm2-util oathtool python3 sqlite3 openssl curl; do
 	    tap_skip_all "$c not installed (Debian packages softhsm2, oathtool, python3, sqlite3, openssl, curl)"
 done
 
-tap_plan 46
+tap_plan 47
 tap_tmpdir T
 agent_env "$T"
 TPIN='Pin-Canary-a9d3'
@@ -230,6 +230,8 @@ tap_check "admin otp: exit 0" [ $? = 0 ]
 tap_check "... the otpauth:// URI and its QR code, once" sh -c \
     "grep -q '^One-time password token soft-[0-9a-f]* assigned to S0006' '$T/otp.out' && grep -q '^  otpauth://totp/p11enroll:$C%20S0006?secret=[A-Z2-7]*&' '$T/otp.out' && [ \$(grep -c '█' '$T/otp.out') -gt 10 ]"
 sed -n 's/.*[?&]secret=\([A-Z2-7]*\).*/\1/p' "$T/otp.out" >"$T/S0006.secret"
+tap_check "... the secret in neither the agent's files nor the server's log" sh -c \
+    "! grep -rqF '$(cat "$T/S0006.secret")' '$XDG_RUNTIME_DIR' '$XDG_STATE_HOME' '$T/serve.log'"
 rs_session S0006
 tap_check "... a code of the new secret (oathtool) logs the user in" sh -c \
     "[ '$code' = 200 ] && [ -n '$TOKEN' ]"

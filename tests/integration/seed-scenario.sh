@@ -99,6 +99,6 @@ nothing_from()
 }
 tap_check "... and nothing runs from its directory any more" nothing_from "$W"
 tap_check "the demonstration's secrets are in none of the files it left (logs, journals, database)" sh -c \
-    "! grep -rlF -e Demo-Passw0rd-S0001 -e User-Token-1357 -e Admin-Token-2468 -e So-Pin-Demo-8642 '$W'"
+    "! grep -rlF -e Demo-Passw0rd-S0001 -e Demo-Passw0rd-A0001 -e User-Token-1357 -e Admin-Token-2468 -e So-Pin-Demo-8642 '$W'"
 tap_check "it took less than a minute" [ $((t1 - t0)) -lt 60 ]
 tap_done

@@ -40,6 +40,7 @@ ADMIN_TPIN='Admin-Token-2468'
 USER_TPIN='User-Token-1357'
 SO_PIN='So-Pin-Demo-8642'
 USER_PW='Demo-Passw0rd-S0001'
+ADMIN_PW='Demo-Passw0rd-A0001'
 # users' certificates live this long here, so that one expires
 LIFETIME=12
 
@@ -307,7 +308,7 @@ contract=$("$RA" --json contract add --name "しんきん商事" 2>"$W/err") ||
     fail "contract add: $(cat "$W/err")"
 C=$(printf '%s' "$contract" | json contract_id)
 say "contract (契約者ID) $C: contract PIN, confirmation PIN and the customer card (お客様カード) handed to the administrator"
-printf '%s\n' 'Admin-Passw0rd-A0001' | "$RA" user add "$C" A0001 --name "管理者 花子" \
+printf '%s\n' "$ADMIN_PW" | "$RA" user add "$C" A0001 --name "管理者 花子" \
     --admin --password-stdin >/dev/null 2>"$W/err" || fail "user add A0001: $(cat "$W/err")"
 acode=$("$RA" --json admin-code "$C" A0001 2>"$W/err" | json code) && [ -n "$acode" ] ||
     fail "admin-code: $(cat "$W/err")"
@@ -385,7 +386,7 @@ exec 3>"$W/login.fifo"
 printf '%s\n%s\n' "$ADMIN_TPIN" "$(printf '%s' "$contract" | json contract_pin)" >&3
 i=0
 while ! grep -q 'customer card\|お客様カード' "$W/login.out" && kill -0 $login_pid 2>/dev/null &&
-    [ $i -lt 400 ]; do
+    [ $i -lt 1200 ]; do
 	sleep 0.05
 	i=$((i + 1))
 done

@@ -23,7 +23,7 @@ engine=$(openssl version -e 2>/dev/null | sed -n 's/^ENGINESDIR: "\(.*\)"/\1/p')
 [ -r "$engine" ] ||
     tap_skip_all "libp11's engine not installed (Debian package libengine-pkcs11-openssl)"
 
-tap_plan 18
+tap_plan 17
 tap_tmpdir W
 t0=$(date +%s)
 sh "$top_srcdir/tests/lib/seed-scenario.sh" "$top_builddir" "$W" \
@@ -100,5 +100,4 @@ nothing_from()
 tap_check "... and nothing runs from its directory any more" nothing_from "$W"
 tap_check "the demonstration's secrets are in none of the files it left (logs, journals, database)" sh -c \
     "! grep -rlF -e Demo-Passw0rd-S0001 -e Demo-Passw0rd-A0001 -e User-Token-1357 -e Admin-Token-2468 -e So-Pin-Demo-8642 '$W'"
-tap_check "it took less than a minute" [ $((t1 - t0)) -lt 60 ]
 tap_done

@@ -46,14 +46,8 @@ tap_check "the next action is the server's window, not an hour later" \
     test "$(cred_field "$C1" next_action)" -le "$((NA1 - 30 + 1))"
 
 # the RA's 1-hour certificates from now on: a renewed one stays
-printf '%s\n' "[server]" "rate-limit = 60000" "rate-burst = 1000" \
-    "[policy]" "validity = 3600" "renew-before = 30" "backdate = 50" \
-    >"$D/ra.conf.d/test.conf"
-kill "$RA_PID"
-wait "$RA_PID" 2>/dev/null
-"$RA" -v serve --listen "127.0.0.1:$PORT" 2>>"$T/ra.log" &
-RA_PID=$!
-tap_at_exit "kill $RA_PID"
+cred_ra_restart "[policy]" "validity = 3600" "renew-before = 30" \
+    "backdate = 50" || tap_bail "serve did not restart"
 
 end=$(($(date +%s) + 60))
 while [ "$(cred_field "$C1" serial)" = "$SER1" ] &&

@@ -43,14 +43,8 @@ softhsm2-util --init-token --free --label p11e-rwait --pin "$PIN" \
 OTHER=$(softhsm2-util --show-slots 2>/dev/null |
     sed -n 's/^[[:space:]]*Serial number:[[:space:]]*//p' | grep -v "^$SERIAL\$" | head -n 1)
 # from now on the RA issues 1-hour certificates: one renewal only
-printf '%s\n' "[server]" "rate-limit = 60000" "rate-burst = 1000" \
-    "[policy]" "validity = 3600" "renew-before = 90" "backdate = 50" \
-    >"$D/ra.conf.d/test.conf"
-kill "$RA_PID"
-wait "$RA_PID" 2>/dev/null
-"$RA" -v serve --listen "127.0.0.1:$PORT" 2>>"$T/ra.log" &
-RA_PID=$!
-tap_at_exit "kill $RA_PID"
+cred_ra_restart "[policy]" "validity = 3600" "renew-before = 90" \
+    "backdate = 50" || tap_bail "serve did not restart"
 
 cred_wait "$C1" state WAITING_TOKEN 40
 tap_check "the renewal waits for the token (WAITING_TOKEN)" \

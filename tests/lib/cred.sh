@@ -5,7 +5,7 @@
 #   cred_field CRED KEY        a member (a.b for nested) or ""
 #   cred_wait CRED KEY VALUE SECONDS
 #                              polls until the member has that value
-#   cred_require, cred_setup, cred_faketime_agent: below
+#   cred_require, cred_setup, cred_faketime_agent, cred_ra_restart: below
 #   cred_enroll USER SERVICE TOKEN
 #                              enrolls USER (en_user first) on the service
 #                              with $PIN, $PW and a TOTP code; prints the
@@ -90,4 +90,26 @@ exec faketime -f "$1" "$P11ENROLLD" "\$@"
 EOS
 	chmod 0755 "$T/agentd"
 	P11ENROLL_AGENT=$T/agentd
+}
+
+# cred_ra_restart [CONF...]: p11enroll-ra serve again on $PORT with the
+# [server] lines CONF... (after no rate limit), and waits until it answers
+cred_ra_restart()
+{
+	kill "$RA_PID"
+	wait "$RA_PID" 2>/dev/null
+	{
+		echo "[server]"
+		printf '%s\n' "rate-limit = 60000" "rate-burst = 1000" "$@"
+	} >"$D/ra.conf.d/test.conf"
+	"$RA" -v serve --listen "127.0.0.1:$PORT" 2>>"$T/ra.log" &
+	RA_PID=$!
+	tap_at_exit "kill $RA_PID"
+	cr_i=0
+	until curl -s --cacert "$D/server-ca.crt" -o /dev/null \
+	    "$URL/.well-known/est/cacerts"; do
+		cr_i=$((cr_i + 1))
+		[ $cr_i -lt 200 ] || return 1
+		sleep 0.05
+	done
 }

@@ -316,6 +316,233 @@ extension_allowed(X509_EXTENSION *ext, const struct p11e_ca_profile *p,
 	}
 }
 
+/*
+ * One definite-length DER TLV of tag at *p (before end): its content's
+ * length in *len, *p moved to the content.  Long form only where the
+ * short one would not do (DER).
+ */
+static bool
+der_tlv(const unsigned char **p, const unsigned char *end, unsigned char tag,
+    size_t *len)
+{
+	const unsigned char *q = *p;
+	size_t n = 0, bytes, i;
+
+	if (end - q < 2 || q[0] != tag)
+		return false;
+	if (q[1] < 0x80) {
+		n = q[1];
+		q += 2;
+	} else {
+		bytes = q[1] & 0x7f;
+		if (bytes == 0 || bytes > 3 || (size_t)(end - q) < 2 + bytes ||
+		    q[2] == 0)
+			return false;
+		for (i = 0; i < bytes; i++)
+			n = (n << 8) | q[2 + i];
+		if (n < 0x80)
+			return false;
+		q += 2 + bytes;
+	}
+	if ((size_t)(end - q) < n)
+		return false;
+	*p = q;
+	*len = n;
+	return true;
+}
+
+/*
+ * The fast path of p11e_ca_check_csr, for the requests of an EC key on
+ * P-256 or P-384 in its usual encoding (named curve, uncompressed point)
+ * signed with ECDSA: the request is walked as DER here, its key made
+ * from the point (EVP_PKEY_fromdata, which checks that it is on the
+ * curve) and its signature verified over the request info's bytes as
+ * sent, and *req is then built from the parts (subject, key and
+ * attributes; no signature), because d2i_X509_REQ decodes the key
+ * through OpenSSL 3's decoder machinery, about 0.3 ms of each request.
+ * The key type is read from the SPKI's curve OID (the prefixes below).
+ * Returns -1 when the request is not of that shape (the caller takes
+ * the general path), else the result, with detail as the general path
+ * words it.
+ */
+static const unsigned char spki_p256[] = { 0x30, 0x59, 0x30, 0x13, 0x06, 0x07,
+	0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+	0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04 };
+static const unsigned char spki_p384[] = { 0x30, 0x76, 0x30, 0x10, 0x06, 0x07,
+	0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04,
+	0x00, 0x22, 0x03, 0x62, 0x00, 0x04 };
+/* ecdsa-with-SHA256, -SHA384, -SHA512 without parameters (RFC 5758) */
+static const unsigned char alg_ecdsa[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+	0x48, 0xce, 0x3d, 0x04, 0x03 };
+
+static int
+check_csr_ec(const unsigned char *der, size_t len, unsigned int key_types,
+    X509_REQ **out, const char **key_type, char *detail, size_t detail_len)
+{
+	const unsigned char *p = der, *end = der + len, *info, *info_end;
+	const unsigned char *subj, *spki, *attrs, *sig, *q;
+	size_t n, subj_len, spki_len, attrs_len, sig_len, point_len;
+	const char *md, *group;
+	unsigned int bit;
+	int curve, ret = -1;
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	X509_NAME *name = NULL;
+	X509_ATTRIBUTE *attr = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *point = NULL;
+
+	/* CertificationRequest: info, signatureAlgorithm, signature */
+	if (!der_tlv(&p, end, 0x30, &n) || p + n != end)
+		return -1;
+	info = p;
+	if (!der_tlv(&p, end, 0x30, &n))
+		return -1;
+	info_end = p + n;
+	p = info_end;
+	if ((size_t)(end - p) < sizeof(alg_ecdsa) + 1 ||
+	    memcmp(p, alg_ecdsa, sizeof(alg_ecdsa)) != 0)
+		return -1;
+	switch (p[sizeof(alg_ecdsa)]) {
+	case 0x02:
+		md = "SHA256";
+		break;
+	case 0x03:
+		md = "SHA384";
+		break;
+	case 0x04:
+		md = "SHA512";
+		break;
+	default:
+		return -1;
+	}
+	p += sizeof(alg_ecdsa) + 1;
+	if (!der_tlv(&p, end, 0x03, &sig_len) || p + sig_len != end ||
+	    sig_len < 2 || p[0] != 0)
+		return -1;
+	sig = p + 1;
+	sig_len--;
+	/* info: version 0, subject, subjectPKInfo, [0] attributes */
+	p = info;
+	(void)der_tlv(&p, end, 0x30, &n);
+	if (info_end - p < 3 || p[0] != 0x02 || p[1] != 0x01 || p[2] != 0)
+		return -1;
+	p += 3;
+	subj = p;
+	if (!der_tlv(&p, info_end, 0x30, &n))
+		return -1;
+	p += n;
+	subj_len = (size_t)(p - subj);
+	spki = p;
+	if ((size_t)(info_end - p) >= sizeof(spki_p256) + 64 &&
+	    memcmp(p, spki_p256, sizeof(spki_p256)) == 0) {
+		spki_len = sizeof(spki_p256) + 64;
+		curve = NID_X9_62_prime256v1;
+		group = "prime256v1";
+		*key_type = "ec-p256";
+		bit = P11E_CA_KEY_EC_P256;
+	} else if ((size_t)(info_end - p) >= sizeof(spki_p384) + 96 &&
+	    memcmp(p, spki_p384, sizeof(spki_p384)) == 0) {
+		spki_len = sizeof(spki_p384) + 96;
+		curve = NID_secp384r1;
+		group = "secp384r1";
+		*key_type = "ec-p384";
+		bit = P11E_CA_KEY_EC_P384;
+	} else {
+		*key_type = NULL;
+		return -1;
+	}
+	p += spki_len;
+	if (!der_tlv(&p, info_end, 0xa0, &attrs_len) ||
+	    p + attrs_len != info_end) {
+		*key_type = NULL;
+		return -1;
+	}
+	attrs = p;
+	/* the shape is known: from here on, the answer is ours */
+	point_len = spki[1] == 0x59 ? 65 : 97;
+	q = spki + spki_len - point_len;
+	ret = P11E_ERR_CSR_INVALID;
+	if ((point = OPENSSL_memdup(q, point_len)) == NULL) {
+		ret = P11E_ERR_NOMEM;
+		goto out;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_PKEY_PARAM_PUB_KEY, point, point_len);
+	params[2] = OSSL_PARAM_construct_end();
+	if ((pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(pctx) != 1 ||
+	    EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+		snprintf(detail, detail_len, "the request's key is unreadable");
+		goto out;
+	}
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit_ex(mctx, NULL, md, NULL, NULL, pkey, NULL) !=
+		1 ||
+	    EVP_DigestVerify(
+		mctx, sig, sig_len, info, (size_t)(info_end - info)) != 1) {
+		snprintf(detail, detail_len,
+		    "the request's signature does not verify");
+		goto out;
+	}
+	if ((key_types & bit) == 0) {
+		snprintf(detail, detail_len,
+		    "key type %s is not allowed by this server's policy",
+		    *key_type);
+		ret = P11E_ERR_KEY_POLICY;
+		goto out;
+	}
+	/* the X509_REQ: subject, key (as sent) and attributes */
+	q = subj;
+	if ((req = X509_REQ_new()) == NULL ||
+	    X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+	    (name = d2i_X509_NAME(NULL, &q, (long)subj_len)) == NULL ||
+	    q != subj + subj_len || X509_REQ_set_subject_name(req, name) != 1) {
+		snprintf(detail, detail_len, "not a DER PKCS#10 request");
+		goto out;
+	}
+	if (X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+		OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+		OBJ_nid2obj(curve), point, (int)point_len) != 1) {
+		ret = P11E_ERR_NOMEM;
+		goto out;
+	}
+	point = NULL; /* transferred */
+	p = attrs;
+	while (p < info_end) {
+		q = p;
+		if (!der_tlv(&q, info_end, 0x30, &n) ||
+		    (attr = d2i_X509_ATTRIBUTE(NULL, &p, (long)(q + n - p))) ==
+			NULL ||
+		    p != q + n || X509_REQ_add1_attr(req, attr) != 1) {
+			snprintf(
+			    detail, detail_len, "not a DER PKCS#10 request");
+			goto out;
+		}
+		X509_ATTRIBUTE_free(attr);
+		attr = NULL;
+	}
+	*out = req;
+	req = NULL; /* transferred */
+	ret = P11E_OK;
+out:
+	if (ret != P11E_OK)
+		*key_type = NULL;
+	ERR_clear_error();
+	X509_ATTRIBUTE_free(attr);
+	X509_REQ_free(req);
+	X509_NAME_free(name);
+	OPENSSL_free(point);
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_CTX_free(pctx);
+	EVP_PKEY_free(pkey);
+	return ret;
+}
+
 enum p11e_err
 p11e_ca_check_csr(const unsigned char *der, size_t len, unsigned int key_types,
     const struct p11e_ca_profile *profile, X509_REQ **out,
@@ -327,11 +554,18 @@ p11e_ca_check_csr(const unsigned char *der, size_t len, unsigned int key_types,
 	X509_NAME *want = NULL, *have;
 	X509_REQ *req = NULL;
 	EVP_PKEY *pkey;
-	int i;
+	int i, fast;
 
 	*out = NULL;
 	*key_type = NULL;
 	detail[0] = '\0';
+	if (len > 0 && len <= 65536 &&
+	    (fast = check_csr_ec(der, len, key_types, &req, key_type, detail,
+		 detail_len)) >= 0) {
+		if ((err = (enum p11e_err)fast) != P11E_OK)
+			goto out;
+		goto checked;
+	}
 	if (len == 0 || len > 65536 ||
 	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL ||
 	    p != der + len) {
@@ -350,6 +584,7 @@ p11e_ca_check_csr(const unsigned char *der, size_t len, unsigned int key_types,
 	if ((err = p11e_ca_key_policy(
 		 pkey, key_types, key_type, detail, detail_len)) != P11E_OK)
 		goto out;
+checked:
 	err = P11E_ERR_CSR_EXTENSIONS;
 	have = X509_REQ_get_subject_name(req);
 	if (X509_NAME_entry_count(have) > 0) {
@@ -641,41 +876,6 @@ der_size(size_t len)
 		    : len <= 0xffff ? 3
 				    : 4) +
 	    len;
-}
-
-/*
- * One definite-length DER TLV of tag at *p (before end): its content's
- * length in *len, *p moved to the content.  Long form only where the
- * short one would not do (DER).
- */
-static bool
-der_tlv(const unsigned char **p, const unsigned char *end, unsigned char tag,
-    size_t *len)
-{
-	const unsigned char *q = *p;
-	size_t n = 0, bytes, i;
-
-	if (end - q < 2 || q[0] != tag)
-		return false;
-	if (q[1] < 0x80) {
-		n = q[1];
-		q += 2;
-	} else {
-		bytes = q[1] & 0x7f;
-		if (bytes == 0 || bytes > 3 || (size_t)(end - q) < 2 + bytes ||
-		    q[2] == 0)
-			return false;
-		for (i = 0; i < bytes; i++)
-			n = (n << 8) | q[2 + i];
-		if (n < 0x80)
-			return false;
-		q += 2 + bytes;
-	}
-	if ((size_t)(end - q) < n)
-		return false;
-	*p = q;
-	*len = n;
-	return true;
 }
 
 /*

@@ -109,6 +109,11 @@ struct p11e_ca_profile {
  *    anything else is refused.
  * A detail for people goes to detail.  On success *req (free with
  * X509_REQ_free) and *key_type ("ec-p256", "rsa-3072"... static).
+ * For an EC P-256/P-384 key in its usual encoding signed with ECDSA,
+ * *req is rebuilt from the checked parts (subject, key as sent,
+ * attributes; no signature) without OpenSSL's d2i_X509_REQ, which
+ * decodes the key through OpenSSL 3's decoders: read its key with
+ * X509_REQ_get_X509_PUBKEY (X509_REQ_get0_pubkey gives NULL for it).
  */
 enum p11e_err p11e_ca_check_csr(const unsigned char *der, size_t len,
     unsigned int key_types, const struct p11e_ca_profile *profile,

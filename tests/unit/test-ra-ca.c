@@ -226,6 +226,23 @@ test_policy_mask(void **state)
 	assert_int_equal(p11e_ca_key_policy(p256, P11E_CA_KEY_EC_P384, &type,
 			     detail, sizeof(detail)),
 	    P11E_ERR_KEY_POLICY);
+	/* the same through a request (the EC fast path) */
+	{
+		X509_REQ *req = NULL;
+		unsigned char *der;
+		size_t len;
+
+		der = make_csr(p256, NULL, NULL, NULL, &len);
+		type = "x";
+		assert_int_equal(
+		    p11e_ca_check_csr(der, len, P11E_CA_KEY_EC_P384, &profile,
+			&req, &type, detail, sizeof(detail)),
+		    P11E_ERR_KEY_POLICY);
+		assert_null(req);
+		assert_null(type);
+		assert_non_null(strstr(detail, "ec-p256"));
+		OPENSSL_free(der);
+	}
 }
 
 static void
@@ -297,6 +314,25 @@ test_bad_csr(void **state)
 			     &req, &t, detail, sizeof(detail)),
 	    P11E_ERR_CSR_INVALID);
 	assert_null(req);
+	copy[len - 1] ^= 0x01;
+	/* a point that is not on the curve */
+	{
+		static const unsigned char ec_p256_spki[] = { 0x30, 0x59, 0x30,
+			0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+			0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03,
+			0x01, 0x07, 0x03, 0x42, 0x00, 0x04 };
+		unsigned char *at =
+		    memmem(copy, len, ec_p256_spki, sizeof(ec_p256_spki));
+
+		assert_non_null(at);
+		at[sizeof(ec_p256_spki) + 40] ^= 0x01;
+		assert_int_equal(
+		    p11e_ca_check_csr(copy, len, P11E_CA_KEY_ALL, &profile,
+			&req, &t, detail, sizeof(detail)),
+		    P11E_ERR_CSR_INVALID);
+		assert_null(req);
+		assert_string_equal(detail, "the request's key is unreadable");
+	}
 	free(copy);
 	OPENSSL_free(der);
 }

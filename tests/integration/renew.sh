@@ -47,21 +47,8 @@ en_ra_start しんきん商事 "rate-limit = 60000" "rate-burst = 1000" \
 # ra_policy VALIDITY: serve again on the same port with that validity
 ra_policy()
 {
-	kill "$RA_PID"
-	wait "$RA_PID" 2>/dev/null
-	printf '%s\n' "[server]" "rate-limit = 60000" "rate-burst = 1000" \
-	    "[policy]" "validity = $1" "renew-before = 30" "backdate = 50" \
-	    >"$D/ra.conf.d/test.conf"
-	"$RA" -v serve --listen "127.0.0.1:$PORT" 2>>"$T/ra.log" &
-	RA_PID=$!
-	tap_at_exit "kill $RA_PID"
-	i=0
-	until curl -s --cacert "$D/server-ca.crt" -o /dev/null \
-	    "$URL/.well-known/est/cacerts"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || return 1
-		sleep 0.05
-	done
+	cred_ra_restart "[policy]" "validity = $1" "renew-before = 30" \
+	    "backdate = 50"
 }
 
 # renew_user USER SERVICE: enroll USER on the service, prints the credential

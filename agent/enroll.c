@@ -317,6 +317,25 @@ session_open(const char *uri, const struct p11e_secret *pin, bool final_try,
 	return err;
 }
 
+bool
+p11e_agent_uri_pin_source(
+    const char *base, const char *from, char *out, size_t outlen)
+{
+	const char *p;
+	size_t n;
+
+	snprintf(out, outlen, "%s", base);
+	if (from == NULL || (p = strstr(from, "pin-source=")) == NULL)
+		return false;
+	n = strcspn(p, ";&?");
+	if ((size_t)snprintf(out, outlen, "%s%c%.*s", base,
+		strchr(base, '?') ? '&' : '?', (int)n, p) >= outlen) {
+		snprintf(out, outlen, "%s", base);
+		return false;
+	}
+	return true;
+}
+
 /*
  * The call's session, opened on its first use and kept until the call
  * ends: one module load and one login (one PIN on a PIN pad) per call.
@@ -745,8 +764,8 @@ out:
 /* KEY_READY/SUBMITTED → ISSUED; the CSR on the caller's session s. */
 static enum p11e_err
 obtain(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
-    json_t *params, const struct p11e_secret *pin, bool final_try,
-    struct steps *st, char *detail)
+    const char *uri, json_t *params, const struct p11e_secret *pin,
+    bool final_try, struct steps *st, char *detail)
 {
 	struct p11e_secret *password = NULL, *otp = NULL, *code = NULL;
 	struct p11e_http_session hs = { NULL, "", "", 0 };
@@ -822,8 +841,8 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
 			snprintf(hs.subject, sizeof(hs.subject), "/CN=%s", uid);
 		}
 		tmpl.subject = hs.subject;
-		if ((err = session_need(
-			 s, c->token_uri, pin, final_try, detail)) != P11E_OK)
+		if ((err = session_need(s, uri, pin, final_try, detail)) !=
+		    P11E_OK)
 			goto out;
 		if ((err = p11e_token_csr(s->tok, c->id, c->idlen, c->spki.data,
 			 c->spki.len, &tmpl, &csr)) != P11E_OK) {
@@ -922,6 +941,7 @@ p11e_method_enroll(
 		{ "password", JSON_STRING, false },
 		{ "otp", JSON_STRING, false },
 		{ "admin_code", JSON_STRING, false },
+		{ "uri", JSON_STRING, false },
 		{ NULL, 0, false },
 	};
 	bool final_try = json_is_true(json_object_get(params, "final_try"));
@@ -929,6 +949,7 @@ p11e_method_enroll(
 	struct steps st = { NULL, { 0, 0 } };
 	struct session s = { NULL, NULL };
 	struct p11e_cred c;
+	char uri[sizeof(c.token_uri) + 1024];
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
@@ -947,6 +968,10 @@ p11e_method_enroll(
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	}
+	/* the record's token, with the PIN file of the caller's URI */
+	(void)p11e_agent_uri_pin_source(c.token_uri,
+	    json_string_value(json_object_get(params, "uri")), uri,
+	    sizeof(uri));
 	st.list = json_array();
 	step_start(&st);
 	switch (p11e_cred_next_step(&c)) {
@@ -967,19 +992,21 @@ p11e_method_enroll(
 		err = P11E_ERR_INVALID_PARAMETER;
 		goto out;
 	case P11E_STEP_ADOPT_OR_GENERATE:
-		if ((err = make_key(agent, &c, &s, pin, final_try, &st,
+		if ((err = session_need(&s, uri, pin, final_try, detail)) !=
+			P11E_OK ||
+		    (err = make_key(agent, &c, &s, pin, final_try, &st,
 			 detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_SUBMIT_NEW:
 	case P11E_STEP_RESUBMIT:
-		if ((err = obtain(agent, &c, &s, params, pin, final_try, &st,
-			 detail)) != P11E_OK)
+		if ((err = obtain(agent, &c, &s, uri, params, pin, final_try,
+			 &st, detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_STORE:
-		if ((err = install(agent, &c, &s, c.token_uri, pin, final_try,
-			 &st, detail)) != P11E_OK)
+		if ((err = install(agent, &c, &s, uri, pin, final_try, &st,
+			 detail)) != P11E_OK)
 			goto fail;
 		/* fall through */
 	case P11E_STEP_NONE:

@@ -72,6 +72,15 @@ bool p11e_token_absent(enum p11e_err err);
 void p11e_agent_insert_token(const struct p11e_cred *c, char *detail);
 
 /*
+ * base (a credential's token URI) with the pin-source attribute of the
+ * URI from (a service's or the caller's), when from has one: the PIN
+ * file of unattended work, the token still the journaled one.  Returns
+ * whether one was added (agent/enroll.c).
+ */
+bool p11e_agent_uri_pin_source(
+    const char *base, const char *from, char *out, size_t outlen);
+
+/*
  * An ISSUED record waiting for its token, at a poll or a token event:
  * when the token with c's identity (serial included) is present, writes
  * and verifies the certificate through uri (c's token URI with the

@@ -262,19 +262,8 @@ static bool
 token_uri(
     const struct p11e_cred *c, const struct svc *s, char *out, size_t outlen)
 {
-	const char *t = svc_str(s, "token"), *p;
-	size_t n;
-
-	snprintf(out, outlen, "%s", c->token_uri);
-	if (t == NULL || (p = strstr(t, "pin-source=")) == NULL)
-		return false;
-	n = strcspn(p, ";&?");
-	if ((size_t)snprintf(out, outlen, "%s%c%.*s", c->token_uri,
-		strchr(c->token_uri, '?') ? '&' : '?', (int)n, p) >= outlen) {
-		snprintf(out, outlen, "%s", c->token_uri);
-		return false;
-	}
-	return true;
+	return p11e_agent_uri_pin_source(
+	    c->token_uri, svc_str(s, "token"), out, outlen);
 }
 
 struct session {

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/doctor.h"
 #include "common/buf.h"
+#include "common/i18n.h"
 #include "common/log.h"
 #include "common/num.h"
 
@@ -127,8 +128,8 @@ add_target(
 	struct target *t;
 
 	if (r->n == MAX_DBS) {
-		p11e_error(
-		    "more than %d browser databases: not all handled", MAX_DBS);
+		p11e_error(_("more than %d browser databases: not all handled"),
+		    MAX_DBS);
 		return NULL;
 	}
 	t = &r->t[r->n];
@@ -137,7 +138,7 @@ add_target(
 	if ((profile != NULL && (t->profile = strdup(profile)) == NULL) ||
 	    (t->path = strdup(path)) == NULL) {
 		free(t->profile);
-		p11e_error("out of memory");
+		p11e_error(_("out of memory"));
 		return NULL;
 	}
 	r->n++;
@@ -519,13 +520,13 @@ find_firefox(struct run *r, const char *home)
 
 	if (!fmt(dir, sizeof(dir), "%s/.mozilla/firefox", home) ||
 	    !fmt(ini, sizeof(ini), "%s/profiles.ini", dir)) {
-		p11e_error("HOME is too long");
+		p11e_error(_("HOME is too long"));
 		return false;
 	}
 	if ((f = fopen(ini, "re")) == NULL) {
 		if (errno == ENOENT)
 			return true;
-		p11e_error("cannot read %s: %s", ini, strerror(errno));
+		p11e_error(_("cannot read %s: %s"), ini, strerror(errno));
 		return false;
 	}
 	for (;;) {
@@ -535,7 +536,8 @@ find_firefox(struct run *r, const char *home)
 		if (!eof) {
 			lineno++;
 			if (strchr(line, '\n') == NULL && !feof(f)) {
-				p11e_error("%s:%u: line too long", ini, lineno);
+				p11e_error(
+				    _("%s:%u: line too long"), ini, lineno);
 				ok = false;
 				break;
 			}
@@ -572,7 +574,7 @@ find_firefox(struct run *r, const char *home)
 			relative = strcmp(eq, "0") != 0;
 	}
 	if (ok && ferror(f)) {
-		p11e_error("cannot read %s: %s", ini, strerror(errno));
+		p11e_error(_("cannot read %s: %s"), ini, strerror(errno));
 		ok = false;
 	}
 	fclose(f);
@@ -706,7 +708,7 @@ report(const struct run *r, bool changed)
 		return;
 	}
 	if (r->n == 0)
-		printf("no browser database found\n");
+		printf(_("no browser database found\n"));
 	for (i = 0; i < r->n; i++) {
 		t = &r->t[i];
 		printf("%-8s %s%s%s%s: %s", t->browser, t->path,
@@ -716,8 +718,9 @@ report(const struct run *r, bool changed)
 		if (t->present_as != NULL)
 			printf(" as \"%s\"", t->present_as);
 		if (t->create && t->result == R_ADDED)
-			printf(" (%s the database)",
-			    r->dry_run ? "would create" : "created");
+			printf("%s",
+			    r->dry_run ? _(" (would create the database)")
+				       : _(" (created the database)"));
 		if (t->reason[0] != '\0')
 			printf(": %s", t->reason);
 		printf("\n");
@@ -736,21 +739,21 @@ user_setup(struct run *r)
 	size_t i;
 
 	if (!in_path("modutil") || !in_path("certutil")) {
-		p11e_error("modutil and certutil (NSS tools) not found: "
-			   "install the Debian package libnss3-tools");
+		p11e_error(_("modutil and certutil (NSS tools) not found: "
+			     "install the Debian package libnss3-tools"));
 		return P11E_EXIT_FAILURE;
 	}
 	if ((home = home_dir()) == NULL) {
-		p11e_error("HOME is not set to an absolute path");
+		p11e_error(_("HOME is not set to an absolute path"));
 		return P11E_EXIT_FAILURE;
 	}
 	if (!fmt(dir, sizeof(dir), "%s/.pki/nssdb", home)) {
-		p11e_error("HOME is too long");
+		p11e_error(_("HOME is too long"));
 		return P11E_EXIT_FAILURE;
 	}
 	if (add_target(r, "chromium", NULL, dir) == NULL ||
 	    !find_firefox(r, home)) {
-		p11e_error("nothing changed");
+		p11e_error(_("nothing changed"));
 		return P11E_EXIT_FAILURE;
 	}
 	p11e_buf_init(&out, TOOL_OUTPUT_MAX);
@@ -779,7 +782,7 @@ user_setup(struct run *r)
 		return P11E_EXIT_FAILURE;
 	}
 	if (!r->json && !r->dry_run && changed)
-		printf("restart the browsers to load the change\n");
+		printf(_("restart the browsers to load the change\n"));
 	return P11E_EXIT_OK;
 }
 
@@ -1096,11 +1099,11 @@ system_setup(struct run *r)
 static void
 usage(void)
 {
-	p11e_error("usage:\n"
-		   "  p11enroll browser setup [--undo] [--dry-run] [--json]\n"
-		   "  p11enroll browser setup --system [--undo] [--dry-run] "
-		   "[--json] [--root DIR]\n"
-		   "                          [--url URL --issuer-cn NAME]");
+	p11e_error(_("usage:\n"
+		     "  p11enroll browser setup [--undo] [--dry-run] [--json]\n"
+		     "  p11enroll browser setup --system [--undo] [--dry-run] "
+		     "[--json] [--root DIR]\n"
+		     "                          [--url URL --issuer-cn NAME]"));
 }
 
 int
@@ -1159,15 +1162,16 @@ p11e_cmd_browser(struct p11e_cli *cli, int argc, char **argv)
 	    (!r.system && (r.root || r.url)) || (r.undo && r.url) ||
 	    (r.root != NULL && r.root[0] != '/')) {
 		if (r.url != NULL && r.issuer_cn == NULL)
-			p11e_error("--url needs --issuer-cn");
+			p11e_error(_("--url needs --issuer-cn"));
 		else if (r.issuer_cn != NULL && r.url == NULL)
-			p11e_error("--issuer-cn needs --url");
+			p11e_error(_("--issuer-cn needs --url"));
 		usage();
 		return P11E_EXIT_USAGE;
 	}
 	if (realpath(proxy_path, r.proxy_real) == NULL) {
-		p11e_error("p11-kit-proxy not found at %s: install the Debian "
-			   "package p11-kit-modules",
+		p11e_error(
+		    _("p11-kit-proxy not found at %s: install the Debian "
+		      "package p11-kit-modules"),
 		    proxy_path);
 		return P11E_EXIT_FAILURE;
 	}

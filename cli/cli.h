@@ -21,6 +21,12 @@
 /* The exit code for an error (the distinct ones above, else 1). */
 int p11e_cli_exit_code(enum p11e_err err);
 
+/*
+ * Reports err with the agent's detail ("WHAT: ERROR: DETAIL"), once when
+ * the detail already starts with the error's text; what may be NULL.
+ */
+void p11e_cli_fail(const char *what, enum p11e_err err, const char *detail);
+
 /* The longest PIN or password read from the user. */
 #define P11E_CLI_SECRET_MAX 256
 

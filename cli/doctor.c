@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/doctor.h"
+#include "common/i18n.h"
 #include "common/log.h"
 
 /*
@@ -271,7 +272,7 @@ print_text(json_t *checks)
 		    json_string_value(json_object_get(c, "subject")),
 		    json_string_value(json_object_get(c, "message")));
 		if (fix != NULL)
-			printf("%-8s %-17s fix: %s\n", "", "", fix);
+			printf(_("%-8s %-17s fix: %s\n"), "", "", fix);
 	}
 }
 
@@ -285,7 +286,7 @@ p11e_cmd_doctor(struct p11e_cli *cli, int argc, char **argv)
 
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") != 0) {
-			p11e_error("usage: p11enroll doctor [--json]");
+			p11e_error(_("usage: p11enroll doctor [--json]"));
 			return P11E_EXIT_USAGE;
 		}
 		cli->json = true;
@@ -296,7 +297,7 @@ p11e_cmd_doctor(struct p11e_cli *cli, int argc, char **argv)
 	    (err = check_agent(cli, checks)) != P11E_OK ||
 	    (err = p11e_browser_doctor(checks)) != P11E_OK ||
 	    (err = check_sandboxed(checks)) != P11E_OK) {
-		p11e_error("doctor: %s", p11e_strerror(err));
+		p11e_error(_("doctor: %s"), p11e_strerror(err));
 		json_decref(checks);
 		return P11E_EXIT_FAILURE;
 	}
@@ -317,7 +318,7 @@ p11e_cmd_doctor(struct p11e_cli *cli, int argc, char **argv)
 		json_decref(out);
 	} else {
 		print_text(checks);
-		printf("%zu ok, %zu warning%s, %zu problem%s\n", n[0], n[1],
+		printf(_("%zu ok, %zu warning%s, %zu problem%s\n"), n[0], n[1],
 		    n[1] == 1 ? "" : "s", n[2], n[2] == 1 ? "" : "s");
 	}
 	json_decref(checks);

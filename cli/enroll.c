@@ -189,7 +189,10 @@ pick_token(struct p11e_cli *cli, char *uri, size_t urilen)
 		return err;
 	json_array_foreach(json_object_get(res, "tokens"), i, t)
 	{
+		/* an empty slot (SoftHSM2 keeps one) is no choice */
 		if (!json_is_true(json_object_get(t, "present")) ||
+		    !json_is_true(json_object_get(
+			json_object_get(t, "flags"), "initialized")) ||
 		    json_array_size(json_object_get(t, "key_types")) == 0)
 			continue;
 		if (n++ == 0)
@@ -200,8 +203,8 @@ pick_token(struct p11e_cli *cli, char *uri, size_t urilen)
 		return P11E_OK;
 	p11e_error(_("%s: choose one with --token URI (p11enroll tokens lists "
 		     "them)"),
-	    n == 0 ? "no token that can generate keys is present"
-		   : "several tokens are present");
+	    n == 0 ? _("no token that can generate keys is present")
+		   : _("several tokens are present"));
 	return P11E_ERR_TOKEN_NOT_FOUND;
 }
 
@@ -444,6 +447,9 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		json_object_del(params, "uri");
 		json_object_del(params, "key_type");
 	}
+	/* a PIN file named in the URI serves the later steps too */
+	if (strstr(uri, "pin-source=") != NULL)
+		json_object_set_new(params, "uri", json_string(uri));
 	json_object_set_new(params, "credential", json_string(cred));
 	/* 2. a resumed record may need no new session at all */
 	if (!fresh) {
@@ -458,8 +464,7 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 			close(fd);
 			if (err != P11E_OK &&
 			    err != P11E_ERR_CREDENTIALS_REQUIRED) {
-				p11e_error("%s: %s", p11e_strerror(err),
-				    detail ? detail : "");
+				p11e_cli_fail(NULL, err, detail);
 				goto out;
 			}
 		}
@@ -468,8 +473,8 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 	}
 	if (err == P11E_ERR_CREDENTIALS_REQUIRED) {
 		/* 3. the session factors, asked only now */
-		if (!ask_id(_("contract ID (契約者ID)"), "--contract-id", contract,
-			cid, sizeof(cid)) ||
+		if (!ask_id(_("contract ID (契約者ID)"), "--contract-id",
+			contract, cid, sizeof(cid)) ||
 		    !ask_id(_("user ID (利用者ID)"), "--user-id", user, uid,
 			sizeof(uid))) {
 			err = P11E_ERR_INVALID_PARAMETER;
@@ -479,12 +484,13 @@ p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv)
 		json_object_set_new(params, "user_id", json_string(uid));
 		if (admin) {
 			if ((err = add_secret(params, "admin_code",
-				 _("one-time enrollment code (from the bank): "),
+				 _("one-time enrollment code (from the "
+				   "bank): "),
 				 from_stdin)) != P11E_OK)
 				goto out;
 		} else if ((err = add_secret(params, "password",
-				_("password (利用者暗証番号): "), from_stdin)) !=
-			P11E_OK ||
+				_("password (利用者暗証番号): "),
+				from_stdin)) != P11E_OK ||
 		    (err = add_secret(params, "otp",
 			 _("one-time password (ワンタイムパスワード): "),
 			 from_stdin)) != P11E_OK) {
@@ -691,12 +697,8 @@ renew_one(struct p11e_cli *cli, json_t *cred, bool now)
 	}
 	err = p11e_cli_call(fd, "Renew", params, &res, &detail);
 	close(fd);
-	if (err == P11E_ERR_TOO_EARLY) {
-		p11e_error("%s: %s: %s", name, p11e_strerror(err),
-		    detail ? detail : "");
-	} else if (err != P11E_OK) {
-		p11e_error("%s: %s%s%s", name, p11e_strerror(err),
-		    detail ? ": " : "", detail ? detail : "");
+	if (err != P11E_OK) {
+		p11e_cli_fail(name, err, detail);
 	} else if (cli->json) {
 		p11e_cli_print_json(res);
 	} else {

@@ -105,13 +105,21 @@ usage(FILE *f)
 	    p11e_conf_default_path());
 }
 
-static void
-fail(enum p11e_err err, const char *detail)
+void
+p11e_cli_fail(const char *what, enum p11e_err err, const char *detail)
 {
-	if (detail != NULL && strcmp(detail, p11e_strerror(err)) != 0)
-		p11e_error("%s: %s", p11e_strerror(err), detail);
+	const char *e = p11e_strerror(err);
+	size_t n = strlen(e);
+
+	/* a detail that starts with the error's own text says it all */
+	if (detail != NULL && detail[0] != '\0' &&
+	    (strncmp(detail, e, n) != 0 ||
+		(detail[n] != '\0' && detail[n] != ':')))
+		p11e_error("%s%s%s: %s", what ? what : "", what ? ": " : "", e,
+		    detail);
 	else
-		p11e_error("%s", p11e_strerror(err));
+		p11e_error("%s%s%s", what ? what : "", what ? ": " : "",
+		    detail != NULL && detail[0] != '\0' ? detail : e);
 }
 
 int
@@ -144,7 +152,7 @@ p11e_cli_call_agent(
 	err = p11e_cli_call(fd, method, params, result, &detail);
 	close(fd);
 	if (err != P11E_OK)
-		fail(err, detail);
+		p11e_cli_fail(NULL, err, detail);
 	return err;
 }
 
@@ -174,7 +182,7 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 
 	(void)argv;
 	if (argc > 1) {
-		p11e_error("status takes no arguments");
+		p11e_error(_("status takes no arguments"));
 		return P11E_EXIT_USAGE;
 	}
 	if (p11e_cli_call_agent(cli, "GetInfo", NULL, &info) != P11E_OK)
@@ -199,15 +207,15 @@ cmd_status(struct p11e_cli *cli, int argc, char **argv)
 	started = (time_t)json_integer_value(json_object_get(info, "started"));
 	if (gmtime_r(&started, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	printf("agent:    running, version %s, pid %" JSON_INTEGER_FORMAT
-	       ", since %s\n",
+	printf(_("agent:    running, version %s, pid %lld, since %s\n"),
 	    str(info, "version"),
-	    json_integer_value(json_object_get(info, "pid")), when);
-	printf("socket:   %s\n", str(info, "socket"));
-	printf("state:    %s\n", str(info, "state_dir"));
-	printf("config:   %s\n", str(info, "config"));
+	    (long long)json_integer_value(json_object_get(info, "pid")), when);
+	printf(_("socket:   %s\n"), str(info, "socket"));
+	printf(_("state:    %s\n"), str(info, "state_dir"));
+	printf(_("config:   %s\n"), str(info, "config"));
 	services = json_object_get(info, "services");
 	if (json_array_size(services) == 0) {
+		/* "services:" is read by the completion: not translated */
 		printf("services: none configured\n");
 	} else {
 		printf("services:");
@@ -275,15 +283,15 @@ cmd_config(struct p11e_cli *cli, int argc, char **argv)
 	enum p11e_err err;
 
 	if (argc != 2 || strcmp(argv[1], "check") != 0) {
-		p11e_error("usage: p11enroll config check");
+		p11e_error(_("usage: p11enroll config check"));
 		return P11E_EXIT_USAGE;
 	}
 	path = cli->conf_path ? cli->conf_path : p11e_conf_default_path();
 	err = p11e_conf_load(
 	    p11e_agent_schema, path, NULL, count_problem, &c, &conf);
 	if (err != P11E_OK) {
-		printf("%u problem%s: the configuration is not used until "
-		       "%s fixed\n",
+		printf(_("%u problem%s: the configuration is not used until "
+			 "%s fixed\n"),
 		    c.problems, c.problems == 1 ? "" : "s",
 		    c.problems == 1 ? "it is" : "they are");
 		return P11E_EXIT_FAILURE;
@@ -293,7 +301,7 @@ cmd_config(struct p11e_cli *cli, int argc, char **argv)
 	show_section(conf, "cli", NULL);
 	show_section(conf, "notify", NULL);
 	(void)p11e_conf_sections(conf, "service", show_service, &c);
-	printf("configuration OK (%s and its conf.d/)\n", path);
+	printf(_("configuration OK (%s and its conf.d/)\n"), path);
 	p11e_conf_free(conf);
 	return P11E_EXIT_OK;
 }
@@ -322,15 +330,14 @@ show_version(struct p11e_cli *cli)
 	if (p11e_cli_connect(cli, &fd) == P11E_OK) {
 		if (p11e_cli_call(fd, "GetInfo", NULL, &info, &detail) ==
 		    P11E_OK)
-			printf(
-			    "p11enrolld %s (running, pid %" JSON_INTEGER_FORMAT
-			    ")\n",
+			printf(_("p11enrolld %s (running, pid %lld)\n"),
 			    str(info, "version"),
-			    json_integer_value(json_object_get(info, "pid")));
+			    (long long)json_integer_value(
+				json_object_get(info, "pid")));
 		close(fd);
 	}
 	if (info == NULL)
-		printf("p11enrolld: not running\n");
+		printf(_("p11enrolld: not running\n"));
 	json_decref(info);
 	return P11E_EXIT_OK;
 }
@@ -400,7 +407,7 @@ main(int argc, char **argv)
 			break;
 	}
 	if (!version && i == N_COMMANDS) {
-		p11e_error("unknown command '%s' (see p11enroll --help)",
+		p11e_error(_("unknown command '%s' (see p11enroll --help)"),
 		    argv[optind]);
 		return P11E_EXIT_USAGE;
 	}
@@ -410,8 +417,8 @@ main(int argc, char **argv)
 	if (p11e_conf_load(p11e_agent_schema,
 		cli.conf_path ? cli.conf_path : p11e_conf_default_path(), NULL,
 		NULL, NULL, &conf) != P11E_OK) {
-		p11e_error("fix the configuration first "
-			   "(p11enroll config check lists every problem)");
+		p11e_error(_("fix the configuration first "
+			     "(p11enroll config check lists every problem)"));
 		return P11E_EXIT_FAILURE;
 	}
 	cli.autostart =

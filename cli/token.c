@@ -138,8 +138,8 @@ p11e_cli_add_pin(struct p11e_cli *cli, const char *uri, json_t *params)
 	} else if (flag(t, "pin_count_low"))
 		p11e_info(_("warning: '%s' says few PIN tries are left"),
 		    str(t, "label"));
-	snprintf(prompt, sizeof(prompt),
-	    "PIN for '%s' (serial %s): ", str(t, "label"), str(t, "serial"));
+	snprintf(prompt, sizeof(prompt), _("PIN for '%s' (serial %s): "),
+	    str(t, "label"), str(t, "serial"));
 	json_decref(res);
 	if ((err = p11e_cli_read_secret(prompt, cli->pin_stdin, &pin)) !=
 	    P11E_OK)

@@ -138,9 +138,7 @@ p11e_strerror(enum p11e_err err)
 		return _("this public key is already certified (the server "
 			 "certifies a key once)");
 	case P11E_ERR_CREDENTIALS_REQUIRED:
-		return _(
-		    "the server needs the password and a one-time password "
-		    "again");
+		return _("the server needs your credentials again");
 	case P11E_ERR_CERT_EXPIRED:
 		return _(
 		    "the certificate has expired: ask your administrator to "

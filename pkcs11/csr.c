@@ -302,6 +302,44 @@ private_key(struct p11e_token *tok, const unsigned char *id, size_t idlen,
 }
 
 /*
+ * The private key can sign for pub here: of pub's kind, and without a
+ * PIN of its own for each signature (CKA_ALWAYS_AUTHENTICATE, which
+ * p11enroll does not prompt for).
+ */
+static enum p11e_err
+key_usable(struct p11e_token *tok, CK_OBJECT_HANDLE priv, int key_type)
+{
+	CK_BBOOL always = CK_FALSE;
+	CK_KEY_TYPE kt = CKK_VENDOR_DEFINED;
+	CK_ATTRIBUTE a[] = {
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_ALWAYS_AUTHENTICATE, &always, sizeof(always) },
+	};
+
+	/* a token without the second attribute leaves it unset (-1) */
+	(void)tok->module->C_GetAttributeValue(tok->session, priv, a, 2);
+	if (a[1].ulValueLen == sizeof(always) && always) {
+		p11e_error("the token asks for a PIN for this one operation "
+			   "(CKA_ALWAYS_AUTHENTICATE); p11enroll does not "
+			   "prompt for it");
+		p11e_p11_set_detail(tok->p11,
+		    "The key needs a PIN for each signature "
+		    "(CKA_ALWAYS_AUTHENTICATE): p11enroll cannot use it.");
+		return P11E_ERR_CRYPTO;
+	}
+	if (a[0].ulValueLen != sizeof(kt) ||
+	    (kt == CKK_EC) != (key_type == EVP_PKEY_EC) ||
+	    (kt == CKK_RSA) != (key_type == EVP_PKEY_RSA)) {
+		p11e_p11_set_detail(tok->p11,
+		    "The token key with this id is not of the journaled "
+		    "public key's kind: it is not the key that was "
+		    "generated.");
+		return P11E_ERR_CERT_KEY_MISMATCH;
+	}
+	return P11E_OK;
+}
+
+/*
  * Signs req with the token's private key id: the digest of its
  * to-be-signed part is made here and signed on the token with C_Sign.
  */
@@ -319,7 +357,8 @@ sign_on_token(struct p11e_token *tok, const unsigned char *id, size_t idlen,
 	enum p11e_err err;
 
 	p11e_buf_init(&sig, 1024);
-	if ((err = private_key(tok, id, idlen, &priv)) != P11E_OK)
+	if ((err = private_key(tok, id, idlen, &priv)) != P11E_OK ||
+	    (err = key_usable(tok, priv, key_type)) != P11E_OK)
 		goto out;
 	err = P11E_ERR_CRYPTO;
 	if ((tlen = i2d_re_X509_REQ_tbs(req, &tbs)) <= 0 ||

@@ -108,7 +108,8 @@ login()
 		label=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["card_rows"]; print([l for row in r for l in row][int(sys.argv[2])])' \
 		    "$T/contract.json" "$idx")
 		v=$(card "$label")
-		[ "$k" = 1 ] && v=$(printf '%02d' $(((v + ${1:-0}) % 100)))
+		# "08" is no octal number: the digits without the leading 0
+		[ "$k" = 1 ] && v=$(printf '%02d' $(((${v#0} + ${1:-0}) % 100)))
 		printf '%s\n' "$v" >&3
 	done
 	exec 3>&-

@@ -185,7 +185,7 @@ tap_check "a new session presents the same challenge (R12)" \
 # ---- the grid ----
 A=$(card contract "$(jget challenge 0)")
 B=$(card contract "$(jget challenge 1)")
-WA=$(printf '%02d' $(((A + 1) % 100)))
+WA=$(printf '%02d' $(((${A#0} + 1) % 100))) # "08": no octal
 as_json="{\"session\":\"$S2\",\"answers\":[\"$WA\",\"$B\"]}"
 as A0001 POST /api/v1/admin/session/grid
 rs_problem "a wrong grid answer: 401 grid-mismatch" 401 grid-mismatch
@@ -414,7 +414,7 @@ S3=$(jget session)
 CH3=$(jget challenge)
 A=$(card contract "$(jget challenge 0)")
 B=$(card contract "$(jget challenge 1)")
-WA=$(printf '%02d' $(((A + 1) % 100)))
+WA=$(printf '%02d' $(((${A#0} + 1) % 100))) # "08": no octal
 for i in 1 2; do
 	as_json="{\"session\":\"$S3\",\"answers\":[\"$WA\",\"$B\"]}"
 	as A0001 POST /api/v1/admin/session/grid

@@ -215,8 +215,10 @@ left=$(while read -r f; do
 	/ | /. | /etc | /usr | /usr/bin | /usr/sbin | /usr/lib | /usr/share | \
 	    /usr/share/doc | /usr/share/man | /usr/share/man/man? | \
 	    /usr/lib/systemd | /usr/lib/systemd/user | \
-	    /usr/share/bash-completion | /usr/share/bash-completion/completions)
-		continue
+	    /usr/share/bash-completion | /usr/share/bash-completion/completions | \
+	    /usr/share/locale | /usr/share/locale/?? | \
+	    /usr/share/locale/??/LC_MESSAGES)
+		continue # shared with other packages
 		;;
 	esac
 	[ -e "$f" ] && echo "$f"

@@ -928,6 +928,71 @@ fail:
 	return err;
 }
 
+/* The records an enrollment replaces (retire_replaced). */
+struct replaced {
+	const struct p11e_cred *by;
+	char names[16][P11E_CRED_NAME_MAX + 1];
+	size_t n;
+};
+
+static void
+replaced_cb(void *data, const char *name, const struct p11e_cred *c,
+    const char *problem)
+{
+	struct replaced *r = data;
+
+	(void)problem;
+	if (c == NULL || strcmp(name, r->by->name) == 0 ||
+	    r->n == sizeof(r->names) / sizeof(r->names[0]) ||
+	    strcmp(c->service, r->by->service) != 0 ||
+	    strcmp(c->contract_id, r->by->contract_id) != 0 ||
+	    strcmp(c->user_id, r->by->user_id) != 0)
+		return;
+	/* what the server has superseded; never one still under way */
+	switch (c->state) {
+	case P11E_CRED_INSTALLED:
+	case P11E_CRED_EXPIRED:
+	case P11E_CRED_REVOKED:
+	case P11E_CRED_REJECTED:
+		break;
+	case P11E_CRED_KEY_PENDING:
+	case P11E_CRED_KEY_READY:
+	case P11E_CRED_SUBMITTED:
+	case P11E_CRED_ISSUED:
+	case P11E_CRED_NEEDS_OPERATOR:
+	case P11E_CRED_RENEW_DUE:
+	case P11E_CRED_RENEW_KEY_READY:
+	case P11E_CRED_RENEW_SUBMITTED:
+	case P11E_CRED_RENEW_ISSUED:
+		return;
+	}
+	snprintf(r->names[r->n++], sizeof(r->names[0]), "%s", name);
+}
+
+/*
+ * A new certificate of a user for a service replaces the earlier ones
+ * the server now considers superseded (a reissue): their records are
+ * retired, so that an expired or revoked predecessor neither renews nor
+ * keeps `status` asking for a reissue.  Their objects stay on the token
+ * (p11enroll token delete removes them).
+ */
+static void
+retire_replaced(struct p11e_agent *agent, const struct p11e_cred *by)
+{
+	struct replaced r = { by, { { 0 } }, 0 };
+	size_t i;
+
+	if (by->contract_id[0] == '\0' || by->user_id[0] == '\0')
+		return;
+	(void)p11e_journal_list(agent->state_dir, replaced_cb, &r);
+	for (i = 0; i < r.n; i++)
+		if (p11e_journal_remove(agent->state_dir, r.names[i]) ==
+		    P11E_OK)
+			p11e_info("%s: replaced by %s (the same user of %s): "
+				  "its record is retired",
+			    r.names[i], by->name, by->service);
+}
+
 enum p11e_err
 p11e_method_enroll(
     struct p11e_agent *agent, json_t *params, json_t **result, char *detail)
@@ -1012,6 +1077,7 @@ p11e_method_enroll(
 	case P11E_STEP_NONE:
 		break;
 	}
+	retire_replaced(agent, &c);
 	*result = p11e_agent_cred_json(&c);
 	json_object_set_new(*result, "steps", st.list);
 	st.list = NULL;

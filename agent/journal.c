@@ -969,6 +969,33 @@ p11e_journal_scan(const char *dir,
 }
 
 enum p11e_err
+p11e_journal_remove(const char *dir, const char *name)
+{
+	char path[4400], sub[4200];
+	enum p11e_err err = P11E_OK;
+	int dfd;
+
+	if (!valid_name(name) || strlen(name) > P11E_CRED_NAME_MAX)
+		return P11E_ERR_INVALID_PARAMETER;
+	snprintf(sub, sizeof(sub), "%s/" SUBDIR, dir);
+	snprintf(path, sizeof(path), "%s/%s.json", sub, name);
+	if (unlink(path) != 0) {
+		if (errno == ENOENT)
+			return P11E_ERR_NOT_FOUND;
+		p11e_error("cannot remove %s: %s", path, strerror(errno));
+		return P11E_ERR_IO;
+	}
+	if ((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(dfd) != 0) {
+		p11e_error("cannot sync %s: %s", sub, strerror(errno));
+		err = P11E_ERR_IO;
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return err;
+}
+
+enum p11e_err
 p11e_journal_new_name(char *out, size_t outlen)
 {
 	unsigned char r[8];

@@ -223,6 +223,12 @@ size_t p11e_journal_scan(const char *dir,
 /* The fields of b into c (initialised): enough for p11e_cred_due(). */
 void p11e_cred_from_brief(const struct p11e_cred_brief *b, struct p11e_cred *c);
 
+/*
+ * Removes DIR/credentials/<name>.json durably (the directory synced).
+ * P11E_ERR_NOT_FOUND if absent.
+ */
+enum p11e_err p11e_journal_remove(const char *dir, const char *name);
+
 /* A fresh record name: "c-" and 16 random hex digits. */
 enum p11e_err p11e_journal_new_name(char *out, size_t outlen);
 

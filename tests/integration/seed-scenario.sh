@@ -23,7 +23,7 @@ engine=$(openssl version -e 2>/dev/null | sed -n 's/^ENGINESDIR: "\(.*\)"/\1/p')
 [ -r "$engine" ] ||
     tap_skip_all "libp11's engine not installed (Debian package libengine-pkcs11-openssl)"
 
-tap_plan 17
+tap_plan 18
 tap_tmpdir W
 t0=$(date +%s)
 sh "$top_srcdir/tests/lib/seed-scenario.sh" "$top_builddir" "$W" \
@@ -86,6 +86,8 @@ tap_check "the user's new certificate and key are on the user's token" \
 tap_check "... issue 2 of S0001, valid, from the window (the old one still beside it)" sh -c \
     "[ \"\$(sqlite3 '$W/ra/ra.db' \"SELECT c.issue_no, c.status FROM certificates c JOIN users u ON u.id = c.user WHERE upper(c.serial) = upper('$s2') AND u.user_id = 'S0001'\")\" = '2|valid' ] && [ \"\$(sqlite3 '$W/ra/ra.db' \"SELECT count(*) FROM windows w JOIN users u ON u.id = w.user WHERE u.user_id = 'S0001' AND w.state = 'open'\")\" = 0 ] && python3 -c \"import json; assert any(x.get('serial', '').upper() == '$s1'.upper() for x in json.load(open('$W/user-token-2.json'))['objects'])\""
 
+tap_check "the agent tracks only the new credential; status exits 0 (the expired one retired)" \
+    [ "$(res credentials-after) $(res status-after)" = "1 0" ]
 tap_check "nginx accepts the new certificate from the token (HTTP 200, verify SUCCESS)" sh -c \
     "[ '$(res nginx-new)' = 200 ] && grep -qi '^200 verify=SUCCESS serial=$s2 ' '$W/nginx/access.log'"
 tap_check "nginx refuses the old one as expired (HTTP 400)" sh -c \

@@ -223,7 +223,7 @@ user_enroll()
 	    --token pkcs11:token=demo-user --secrets-stdin) \
 	    >"$W/enroll$1.out" 2>&1 || fail "enroll: $(cat "$W/enroll$1.out")"
 	indent <"$W/enroll$1.out"
-	ue_serial=$(sed -n 's/^  serial   //p' "$W/enroll$1.out")
+	ue_serial=$(sed -n 's/^  serial   //p; s/^  シリアル番号  //p' "$W/enroll$1.out")
 	objects user demo-user "$USER_TPIN" "$W/user-token-$1.json" ||
 	    fail "token objects: $(cat "$W/user-token-$1.json.err")"
 	ue_id=$(leaf_id "$W/user-token-$1.json" "$ue_serial")
@@ -338,7 +338,7 @@ printf '%s\n%s\n' "$ADMIN_TPIN" "$acode" | (as_env admin && "$CLI" admin enroll 
     --user-id A0001 --secrets-stdin) >"$W/aenroll.out" 2>&1 ||
     fail "admin enroll: $(cat "$W/aenroll.out")"
 indent <"$W/aenroll.out"
-aserial=$(sed -n 's/^  serial   //p' "$W/aenroll.out")
+aserial=$(sed -n 's/^  serial   //p; s/^  シリアル番号  //p' "$W/aenroll.out")
 objects admin demo-admin "$ADMIN_TPIN" "$W/admin-token.json" ||
     fail "token objects: $(cat "$W/admin-token.json.err")"
 [ -n "$(leaf_id "$W/admin-token.json" "$aserial")" ] ||
@@ -423,6 +423,11 @@ step "p11enroll enroll --invitation within the acquisition window (取得可能�
 # the code of the next step: the first one may still be the current
 user_enroll 2 30
 (as_env user && "$CLI" list) 2>&1 | indent
+# the expired predecessor is retired: nothing asks for a reissue any more
+(as_env user && "$CLI" status >/dev/null 2>&1)
+result status-after $?
+result credentials-after "$( (as_env user && "$CLI" --json list) 2>/dev/null |
+    python3 -c 'import json, sys; print(len(json.load(sys.stdin)["credentials"]))')"
 
 step "nginx on 127.0.0.1 (ssl_verify_client on, the RA's issuing CA): the new certificate logs in, the old one is refused"
 browser_nginx_start "$W/nginx" "$D/tls.crt" "$D/tls.key" "$D/ca.crt" ||

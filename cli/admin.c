@@ -175,14 +175,20 @@ usage:
 static void
 print_users(json_t *res)
 {
+	char col[9][256];
 	json_t *u, *c, *w;
 	size_t i;
 
+#define PAD(k, s, w) p11e_cli_pad(col[k], sizeof(col[k]), (s), (w), false)
+#define RPAD(k, s, w) p11e_cli_pad(col[k], sizeof(col[k]), (s), (w), true)
+
 	printf(_("契約者ID (contract) %s\n"), str(res, "contract_id"));
-	printf("%-10s %-16s %5s %-10s %-20s %-40s %-20s %-15s %-8s %s\n",
-	    _("USER"), _("NAME"), _("ISSUE"), _("STATUS"), _("REGISTERED"),
-	    _("SERIAL"), _("VALID UNTIL"), _("ISSUED FROM"), _("KEY"),
-	    _("WINDOW"));
+	/* the columns by display width: names and headings may be wide */
+	printf("%s %s %s %s %s %s %s %s %s %s\n", PAD(0, _("USER"), 10),
+	    PAD(1, _("NAME"), 16), RPAD(2, _("ISSUE"), 5),
+	    PAD(3, _("STATUS"), 10), PAD(4, _("REGISTERED"), 20),
+	    PAD(5, _("SERIAL"), 40), PAD(6, _("VALID UNTIL"), 20),
+	    PAD(7, _("ISSUED FROM"), 15), PAD(8, _("KEY"), 8), _("WINDOW"));
 	json_array_foreach(json_object_get(res, "users"), i, u)
 	{
 		char issue[16] = "-";
@@ -193,9 +199,9 @@ print_users(json_t *res)
 			snprintf(issue, sizeof(issue), "%lld",
 			    (long long)json_integer_value(
 				json_object_get(c, "issue_no")));
-		printf("%-10s %-16s %5s %-10s %-20s %-40s %-20s %-15s %-8s "
-		       "%s%s\n",
-		    str(u, "user_id"), str(u, "name"), issue,
+		printf("%s %s %s %-10s %-20s %-40s %-20s %-15s %-8s %s%s\n",
+		    PAD(0, str(u, "user_id"), 10), PAD(1, str(u, "name"), 16),
+		    RPAD(2, issue, 5),
 		    json_is_object(c) ? str(c, "status") : "none",
 		    json_is_object(c) ? str(c, "registered") : "-",
 		    json_is_object(c) ? str(c, "serial") : "-",
@@ -206,6 +212,8 @@ print_users(json_t *res)
 		    json_is_true(json_object_get(u, "locked")) ? " (locked)"
 							       : "");
 	}
+#undef PAD
+#undef RPAD
 }
 
 static void

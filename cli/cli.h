@@ -80,6 +80,13 @@ enum p11e_err p11e_cli_call_agent(
 /* Prints j as indented JSON on standard output. */
 void p11e_cli_print_json(json_t *j);
 
+/*
+ * s padded with spaces to width terminal columns (a wide character, as
+ * in Japanese, takes two), on the left when right; into buf.
+ */
+const char *
+p11e_cli_pad(char *buf, size_t len, const char *s, int width, bool right);
+
 /* cli/token.c */
 int p11e_cmd_tokens(struct p11e_cli *cli, int argc, char **argv);
 int p11e_cmd_token(struct p11e_cli *cli, int argc, char **argv);

@@ -57,7 +57,11 @@ print_steps(json_t *r)
 
 	json_array_foreach(json_object_get(r, "steps"), i, s)
 	{
-		printf("  %-22s %8.1f ms\n", _(str(s, "step")),
+		char name[128];
+
+		printf("  %s %8.1f ms\n",
+		    p11e_cli_pad(
+			name, sizeof(name), _(str(s, "step")), 22, false),
 		    json_real_value(json_object_get(s, "ms")));
 	}
 	fflush(stdout);

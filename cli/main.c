@@ -156,6 +156,43 @@ p11e_cli_call_agent(
 	return err;
 }
 
+/* Columns a code point takes on a terminal: 2 for East Asian wide ones. */
+static int
+cp_width(unsigned long c)
+{
+	return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf) ||
+		(c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) ||
+		(c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+		(c >= 0xffe0 && c <= 0xffe6) || (c >= 0x20000 && c <= 0x3fffd)
+	    ? 2
+	    : 1;
+}
+
+const char *
+p11e_cli_pad(char *buf, size_t len, const char *s, int width, bool right)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long c;
+	int w = 0, pad;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			c = *p++;
+		} else {
+			int n = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : 1;
+
+			c = *p++ & (0x3f >> n);
+			for (; n > 0 && (*p & 0xc0) == 0x80; n--)
+				c = (c << 6) | (*p++ & 0x3f);
+		}
+		w += cp_width(c);
+	}
+	pad = w < width ? width - w : 0;
+	snprintf(
+	    buf, len, "%*s%s%*s", right ? pad : 0, "", s, right ? 0 : pad, "");
+	return buf;
+}
+
 void
 p11e_cli_print_json(json_t *j)
 {

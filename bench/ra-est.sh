@@ -72,9 +72,11 @@ i=0
 while [ ! -s "$T/port" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 URL=https://127.0.0.1:$(cat "$T/port")
 # the server's own CPU time (user + system, every thread) in clock ticks
+# (under RA_WRAP, the wrapper's child unless the wrapper exec'd it, as env does)
 srv=$pid
 if [ -n "${RA_WRAP:-}" ]; then
-	srv=$(pgrep -P "$pid" | head -n 1)
+	srv=$(pgrep -P "$pid" | head -n 1 || true)
+	srv=${srv:-$pid}
 fi
 hz=$(getconf CLK_TCK)
 srv_ticks() {

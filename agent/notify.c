@@ -30,21 +30,15 @@ static const char *const event_names[] = {
 	[P11E_EVENT_EXPIRED] = "expired",
 	[P11E_EVENT_RENEWED] = "renewed",
 	[P11E_EVENT_RENEWAL_FAILED] = "renewal-failed",
+	[P11E_EVENT_PIN_NEEDED] = "pin-needed",
 };
 
-#define ENV_MAX 16
-
-struct env {
-	char *v[ENV_MAX + 1];
-	size_t n;
-};
-
-static void
-env_add(struct env *e, const char *name, const char *value)
+void
+p11e_env_add(struct p11e_env *e, const char *name, const char *value)
 {
 	size_t len;
 
-	if (value == NULL || e->n >= ENV_MAX)
+	if (value == NULL || e->n >= P11E_ENV_MAX)
 		return;
 	len = strlen(name) + strlen(value) + 2;
 	if ((e->v[e->n] = malloc(len)) == NULL)
@@ -54,14 +48,14 @@ env_add(struct env *e, const char *name, const char *value)
 	e->v[e->n] = NULL;
 }
 
-static void
-env_pass(struct env *e, const char *name)
+void
+p11e_env_pass(struct p11e_env *e, const char *name)
 {
-	env_add(e, name, getenv(name));
+	p11e_env_add(e, name, getenv(name));
 }
 
-static void
-env_clear(struct env *e)
+void
+p11e_env_clear(struct p11e_env *e)
 {
 	size_t i;
 
@@ -71,9 +65,8 @@ env_clear(struct env *e)
 	e->v[0] = NULL;
 }
 
-/* path of an executable NAME on $PATH, or false */
-static bool
-find_prog(const char *name, char *out, size_t outlen)
+bool
+p11e_find_prog(const char *name, char *out, size_t outlen)
 {
 	const char *path = getenv("PATH"), *p, *end;
 
@@ -162,36 +155,36 @@ desktop(const char *summary, const char *body, bool urgent)
 {
 	char prog[4096], bus[4200], busaddr[4300], *gs = NULL, *gb = NULL;
 	const char *rt = getenv("XDG_RUNTIME_DIR");
-	struct env e = { { NULL }, 0 };
+	struct p11e_env e = { { NULL }, 0 };
 	struct stat st;
 
 	if (getenv("DBUS_SESSION_BUS_ADDRESS") != NULL) {
-		env_pass(&e, "DBUS_SESSION_BUS_ADDRESS");
+		p11e_env_pass(&e, "DBUS_SESSION_BUS_ADDRESS");
 	} else if (rt != NULL &&
 	    (size_t)snprintf(bus, sizeof(bus), "%s/bus", rt) < sizeof(bus) &&
 	    stat(bus, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		/* a systemd user session's bus */
 		snprintf(busaddr, sizeof(busaddr), "unix:path=%s", bus);
-		env_add(&e, "DBUS_SESSION_BUS_ADDRESS", busaddr);
+		p11e_env_add(&e, "DBUS_SESSION_BUS_ADDRESS", busaddr);
 	} else {
 		p11e_debug(P11E_DEBUG_AGENT,
 		    "no session bus: no desktop "
 		    "notification");
 		return;
 	}
-	env_pass(&e, "PATH");
-	env_pass(&e, "HOME");
-	env_pass(&e, "XDG_RUNTIME_DIR");
-	env_pass(&e, "DISPLAY");
-	env_pass(&e, "WAYLAND_DISPLAY");
-	env_pass(&e, "LANG");
-	if (find_prog("notify-send", prog, sizeof(prog))) {
+	p11e_env_pass(&e, "PATH");
+	p11e_env_pass(&e, "HOME");
+	p11e_env_pass(&e, "XDG_RUNTIME_DIR");
+	p11e_env_pass(&e, "DISPLAY");
+	p11e_env_pass(&e, "WAYLAND_DISPLAY");
+	p11e_env_pass(&e, "LANG");
+	if (p11e_find_prog("notify-send", prog, sizeof(prog))) {
 		char *argv[] = { prog, "--app-name=p11enroll",
 			urgent ? "--urgency=critical" : "--urgency=normal",
 			"--", (char *)summary, (char *)body, NULL };
 
 		(void)spawn(argv, e.v);
-	} else if (find_prog("gdbus", prog, sizeof(prog)) &&
+	} else if (p11e_find_prog("gdbus", prog, sizeof(prog)) &&
 	    (gs = gvariant_str(summary)) != NULL &&
 	    (gb = gvariant_str(body)) != NULL) {
 		char *argv[] = { prog, "call", "--session", "--dest",
@@ -207,7 +200,7 @@ desktop(const char *summary, const char *body, bool urgent)
 	}
 	free(gs);
 	free(gb);
-	env_clear(&e);
+	p11e_env_clear(&e);
 }
 
 static void
@@ -226,8 +219,8 @@ hook(const struct p11e_conf *conf, enum p11e_event ev,
     const struct p11e_cred *c, long long days_left)
 {
 	const char *path = p11e_conf_get_str(conf, "notify", "hook");
-	char days[24], na[32], uri[sizeof(c->token_uri)];
-	struct env e = { { NULL }, 0 };
+	char days[24], na[32], uri[sizeof(c->token_uri)], cmd[128];
+	struct p11e_env e = { { NULL }, 0 };
 
 	if (path == NULL)
 		return;
@@ -236,19 +229,24 @@ hook(const struct p11e_conf *conf, enum p11e_event ev,
 	/* the token's identity only: no query attributes */
 	snprintf(uri, sizeof(uri), "%.*s", (int)strcspn(c->token_uri, "?"),
 	    c->token_uri);
-	env_add(&e, "P11ENROLL_EVENT", event_names[ev]);
-	env_add(&e, "P11ENROLL_CREDENTIAL", c->name);
-	env_add(&e, "P11ENROLL_SERVICE", c->service);
-	env_add(&e, "P11ENROLL_DAYS_LEFT", days);
-	env_add(&e, "P11ENROLL_NOT_AFTER", na);
-	env_add(&e, "P11ENROLL_SUBJECT", c->subject);
-	env_add(&e, "P11ENROLL_SERIAL", c->serial);
-	env_add(&e, "P11ENROLL_TOKEN_URI", uri);
-	env_pass(&e, "PATH");
-	env_pass(&e, "HOME");
-	env_pass(&e, "XDG_RUNTIME_DIR");
-	env_pass(&e, "DBUS_SESSION_BUS_ADDRESS");
-	env_pass(&e, "LANG");
+	p11e_env_add(&e, "P11ENROLL_EVENT", event_names[ev]);
+	p11e_env_add(&e, "P11ENROLL_CREDENTIAL", c->name);
+	p11e_env_add(&e, "P11ENROLL_SERVICE", c->service);
+	p11e_env_add(&e, "P11ENROLL_DAYS_LEFT", days);
+	p11e_env_add(&e, "P11ENROLL_NOT_AFTER", na);
+	p11e_env_add(&e, "P11ENROLL_SUBJECT", c->subject);
+	p11e_env_add(&e, "P11ENROLL_SERIAL", c->serial);
+	p11e_env_add(&e, "P11ENROLL_TOKEN_URI", uri);
+	if (ev == P11E_EVENT_PIN_NEEDED) {
+		snprintf(cmd, sizeof(cmd), "p11enroll renew --credential %s",
+		    c->name);
+		p11e_env_add(&e, "P11ENROLL_COMMAND", cmd);
+	}
+	p11e_env_pass(&e, "PATH");
+	p11e_env_pass(&e, "HOME");
+	p11e_env_pass(&e, "XDG_RUNTIME_DIR");
+	p11e_env_pass(&e, "DBUS_SESSION_BUS_ADDRESS");
+	p11e_env_pass(&e, "LANG");
 	{
 		char *argv[] = { (char *)path, (char *)event_names[ev], NULL };
 
@@ -256,7 +254,7 @@ hook(const struct p11e_conf *conf, enum p11e_event ev,
 			p11e_verbose("%s: hook %s started (%s)", c->name, path,
 			    event_names[ev]);
 	}
-	env_clear(&e);
+	p11e_env_clear(&e);
 }
 
 void
@@ -303,12 +301,25 @@ p11e_agent_event(struct p11e_agent *agent, enum p11e_event ev,
 		snprintf(body, sizeof(body), "%.300s (service %s): %.500s",
 		    c->subject, c->service, c->last_error);
 		break;
+	case P11E_EVENT_PIN_NEEDED:
+		/* logged by the renewal, with why */
+		snprintf(summary, sizeof(summary),
+		    "Certificate renewal needs the token PIN");
+		snprintf(body, sizeof(body),
+		    "%.300s (service %s) is due for renewal, which needs the "
+		    "PIN of token '%s' (serial %s). Run: "
+		    "p11enroll renew --credential %s",
+		    c->subject, c->service, c->token_label, c->token_serial,
+		    c->name);
+		break;
 	case P11E_EVENT_RENEWED:
 		summary[0] = '\0';
 		break;
 	}
 	if (ev != P11E_EVENT_RENEWED &&
 	    p11e_conf_get_bool(agent->conf, "notify", "desktop", true))
-		desktop(summary, body, ev != P11E_EVENT_EXPIRY_NOTICE);
+		desktop(summary, body,
+		    ev != P11E_EVENT_EXPIRY_NOTICE &&
+			ev != P11E_EVENT_PIN_NEEDED);
 	hook(agent->conf, ev, c, days);
 }

@@ -16,6 +16,7 @@
 #include "agent/journal.h"
 #include "agent/methods.h"
 #include "agent/notify.h"
+#include "agent/pinentry.h"
 #include "common/conf.h"
 #include "common/crashpoint.h"
 #include "common/log.h"
@@ -416,6 +417,8 @@ struct run {
 	const struct p11e_secret *pin; /* NULL: the pin-source or none */
 	bool final_try;
 	bool force; /* --now: do not wait for the window we know of */
+	bool background; /* the scheduler's: tells when it needs a PIN */
+	bool dialog; /* pin came from the agent's pinentry dialog */
 	char uri[1200];
 	bool unattended; /* uri has a pin-source */
 	struct p11e_http *h;
@@ -781,7 +784,9 @@ renew_run(struct run *r)
 	time_t now = p11e_http_now(), grace;
 	const char *mode = NULL;
 	enum p11e_err err = P11E_OK;
+	bool entered;
 	char when[40];
+	size_t n;
 
 	svc_find(r->agent, c->service, &r->svc);
 	hs.url = svc_str(&r->svc, "url");
@@ -817,9 +822,9 @@ renew_run(struct run *r)
 	}
 	if (r->pin == NULL && !r->unattended) {
 		snprintf(r->detail, P11E_DETAIL_MAX,
-		    "renewal is due and needs the token's PIN: run "
-		    "'p11enroll renew --credential %s'",
-		    c->name);
+		    "renewal is due and needs the PIN of token '%s' (serial "
+		    "%s): run 'p11enroll renew --credential %s'",
+		    c->token_label, c->token_serial, c->name);
 		err = P11E_ERR_PIN_REQUIRED;
 		goto fail;
 	}
@@ -916,12 +921,33 @@ fail:
 		set_error(c, err, r->detail);
 	} else if (pin_problem(err)) {
 		/* never tried again by itself: p11enroll renew */
+		entered = c->wait != P11E_WAIT_PIN;
 		c->wait = P11E_WAIT_PIN;
+		if (r->dialog && err != P11E_ERR_PIN_REQUIRED) {
+			n = strlen(r->detail);
+			snprintf(r->detail + n, P11E_DETAIL_MAX - n,
+			    "%sThe PIN came from the PIN dialog: run "
+			    "'p11enroll renew --credential %s' with the right "
+			    "one",
+			    n > 0 ? " " : "", c->name);
+		}
 		if (err == P11E_ERR_PIN_REQUIRED)
 			p11e_info("%s: %s", c->name, r->detail);
 		else
 			p11e_error("%s: %s", c->name, r->detail);
 		set_error(c, err, r->detail);
+		if (entered && r->background) {
+			/* durable first: told once per entry (the wait) */
+			if (p11e_journal_save(r->agent->state_dir, c) !=
+			    P11E_OK)
+				goto out;
+			p11e_agent_event(r->agent, P11E_EVENT_PIN_NEEDED, c,
+			    p11e_http_now());
+			/* no PIN source at all: ask the user on screen */
+			if (err == P11E_ERR_PIN_REQUIRED)
+				(void)p11e_pinentry_ask(r->agent, c);
+			goto out;
+		}
 	} else {
 		c->wait = P11E_WAIT_SERVER;
 		c->next_action = backoff(c, now);
@@ -974,6 +1000,7 @@ act(struct p11e_agent *agent, const char *name, time_t now)
 	r.agent = agent;
 	r.c = &c;
 	r.detail = detail;
+	r.background = true;
 	if (c.state == P11E_CRED_INSTALLED && c.old_idlen > 0 &&
 	    c.old_remove_at > 0 && c.old_remove_at <= now &&
 	    !renewal_due(&c, now)) {
@@ -1174,10 +1201,84 @@ p11e_method_renew(
 	if (r.force)
 		c.next_action = 0;
 	err = renew_run(&r);
+	/* a PIN dialog for it is not needed any more */
+	if (c.wait != P11E_WAIT_PIN)
+		p11e_pinentry_forget(c.name);
 	if (err == P11E_OK && (*result = p11e_agent_cred_json(&c)) == NULL)
 		err = P11E_ERR_NOMEM;
 out:
 	p11e_secret_free(pin);
 	p11e_cred_clear(&c);
 	return err;
+}
+
+/* Loads the record of name (c initialised) that waits for a PIN. */
+static bool
+load_waiting_pin(struct p11e_agent *agent, const char *name,
+    struct p11e_cred *c, char *detail)
+{
+	if (p11e_journal_load(agent->state_dir, name, c, detail,
+		P11E_DETAIL_MAX) != P11E_OK) {
+		p11e_error("%s: %s", name, detail);
+		return false;
+	}
+	if (c->wait != P11E_WAIT_PIN) {
+		p11e_info("%s: it no longer waits for a PIN", name);
+		return false;
+	}
+	return true;
+}
+
+void
+p11e_agent_renew_pin(
+    struct p11e_agent *agent, const char *name, const struct p11e_secret *pin)
+{
+	char detail[P11E_DETAIL_MAX] = "";
+	struct p11e_cred c;
+	struct run r;
+
+	p11e_cred_init(&c);
+	if (!load_waiting_pin(agent, name, &c, detail))
+		goto out;
+	if (c.state != P11E_CRED_INSTALLED &&
+	    p11e_cred_next_step(&c) != P11E_STEP_RENEW) {
+		p11e_info("%s: it cannot renew now: the PIN from the dialog "
+			  "is not used",
+		    name);
+		goto out;
+	}
+	if (c.cert.len > 0 && p11e_http_now() >= c.not_after) {
+		expire(agent, &c, p11e_http_now());
+		goto out;
+	}
+	/* as p11enroll renew with a PIN: no final try, no --now */
+	r = (struct run){ .agent = agent,
+		.c = &c,
+		.detail = detail,
+		.pin = pin,
+		.dialog = true };
+	(void)renew_run(&r);
+out:
+	p11e_cred_clear(&c);
+}
+
+void
+p11e_agent_pin_unanswered(
+    struct p11e_agent *agent, const char *name, const char *why)
+{
+	char detail[P11E_DETAIL_MAX] = "";
+	struct p11e_cred c;
+
+	p11e_cred_init(&c);
+	if (!load_waiting_pin(agent, name, &c, detail))
+		goto out;
+	snprintf(detail, sizeof(detail),
+	    "%s; the renewal waits for the PIN of token '%s' (serial %s): "
+	    "run 'p11enroll renew --credential %s'",
+	    why, c.token_label, c.token_serial, c.name);
+	p11e_info("%s: %s", c.name, detail);
+	set_error(&c, P11E_ERR_PIN_REQUIRED, detail);
+	(void)p11e_journal_save(agent->state_dir, &c);
+out:
+	p11e_cred_clear(&c);
 }

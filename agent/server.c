@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/methods.h"
+#include "agent/pinentry.h"
 #include "common/crashpoint.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -395,7 +396,7 @@ arm(int tfd, time_t deadline)
 enum p11e_err
 p11e_agent_serve(struct p11e_agent *agent)
 {
-	struct pollfd pfd[4 + MAX_CLIENTS];
+	struct pollfd pfd[5 + MAX_CLIENTS];
 	struct signalfd_siginfo si;
 	uint64_t ticks;
 	time_t deadline = 0;
@@ -462,11 +463,16 @@ p11e_agent_serve(struct p11e_agent *agent)
 		pfd[3 + MAX_CLIENTS].fd = ufd;
 		pfd[3 + MAX_CLIENTS].events = POLLIN;
 		pfd[3 + MAX_CLIENTS].revents = 0;
+		/* a PIN dialog's answers (agent/pinentry.c) */
+		pfd[4 + MAX_CLIENTS].fd = p11e_pinentry_fd();
+		pfd[4 + MAX_CLIENTS].events = POLLIN;
+		pfd[4 + MAX_CLIENTS].revents = 0;
 		/*
-		 * No timeout: a connection, a signal or the timer of the
-		 * next deadline (none while nothing is due) wakes us.
+		 * No timeout but a PIN dialog's: a connection, a signal or
+		 * the timer of the next deadline (none while nothing is
+		 * due) wakes us.
 		 */
-		n = poll(pfd, 4 + MAX_CLIENTS, -1);
+		n = poll(pfd, 5 + MAX_CLIENTS, p11e_pinentry_timeout_ms());
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -488,6 +494,9 @@ p11e_agent_serve(struct p11e_agent *agent)
 					  "schedule again");
 			agent->reschedule = 1;
 		}
+		if (pfd[4 + MAX_CLIENTS].revents & (POLLIN | POLLHUP | POLLERR))
+			p11e_pinentry_io(agent);
+		p11e_pinentry_tick(agent);
 		if ((pfd[3 + MAX_CLIENTS].revents & POLLIN) && udev_event()) {
 			agent->token_event = 1;
 			agent->reschedule = 1;
@@ -511,6 +520,7 @@ p11e_agent_serve(struct p11e_agent *agent)
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		client_close(&clients[i]);
+	p11e_pinentry_stop();
 	udev_close();
 	close(lfd);
 	close(sfd);

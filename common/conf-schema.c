@@ -20,8 +20,16 @@ const struct p11e_conf_key p11e_agent_schema[] = {
 	    NULL,
 	    "a server Date further off than this corrects the schedule "
 	    "(default 5m)" },
+	{ "agent", "pinentry", P11E_CONF_WORD_OR_PATH, 0, 0, "auto|no",
+	    "the PIN dialog of background renewals: auto (pinentry on PATH "
+	    "when there is a display or a pinentry-tty), no, or a program" },
+	{ "agent", "pinentry-tty", P11E_CONF_PATH, 0, 0, NULL,
+	    "the terminal a PIN dialog is shown on (OPTION ttyname)" },
+	{ "agent", "pinentry-timeout", P11E_CONF_DURATION, 5, 3600, NULL,
+	    "how long a PIN dialog stays open (default 2m)" },
 	{ "notify", "hook", P11E_CONF_PATH, 0, 0, NULL,
-	    "command run at expiry notices, expiry and renewals" },
+	    "command run at expiry notices, expiry, renewals and when a "
+	    "renewal needs the PIN" },
 	{ "notify", "desktop", P11E_CONF_BOOL, 0, 0, NULL,
 	    "desktop notifications when a session bus exists (default yes)" },
 	{ "cli", "autostart", P11E_CONF_BOOL, 0, 0, NULL,

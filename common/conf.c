@@ -465,6 +465,24 @@ enum_index(const char *words, const char *v)
 	return -1;
 }
 
+/* Appends the '|'-separated words to why as "a, b"; returns why. */
+static char *
+words(const char *list, char *why, size_t whylen)
+{
+	size_t o = strlen(why);
+
+	for (; *list != '\0' && o + 3 < whylen; list++) {
+		if (*list == '|') {
+			why[o++] = ',';
+			why[o++] = ' ';
+		} else {
+			why[o++] = *list;
+		}
+	}
+	why[o] = '\0';
+	return why;
+}
+
 /*
  * Checks value against k; returns NULL and sets *num, or a reason built
  * in why.
@@ -473,7 +491,6 @@ static const char *
 check_value(const struct p11e_conf_key *k, const char *value, uint64_t *num,
     char *why, size_t whylen)
 {
-	const char *w;
 	size_t o;
 	int b, i;
 
@@ -524,16 +541,14 @@ check_value(const struct p11e_conf_key *k, const char *value, uint64_t *num,
 			*num = (uint64_t)i;
 			return NULL;
 		}
-		o = (size_t)snprintf(why, whylen, "expected one of ");
-		for (w = k->arg; *w != '\0' && o + 3 < whylen; w++) {
-			if (*w == '|') {
-				why[o++] = ',';
-				why[o++] = ' ';
-			} else {
-				why[o++] = *w;
-			}
-		}
-		why[o] = '\0';
+		snprintf(why, whylen, "expected one of ");
+		return words(k->arg, why, whylen);
+	case P11E_CONF_WORD_OR_PATH:
+		if (value[0] == '/' || enum_index(k->arg, value) >= 0)
+			return NULL;
+		snprintf(why, whylen, "expected ");
+		o = strlen(words(k->arg, why, whylen));
+		snprintf(why + o, whylen - o, " or an absolute path");
 		return why;
 	case P11E_CONF_PIN_SHA256:
 		return valid_pin(value) ? NULL

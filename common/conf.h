@@ -52,6 +52,8 @@ enum p11e_conf_type {
 	/* A public key pin: "sha256//" and the base64 (44 characters with
 	 * its '=' padding) of a 32-byte SHA-256 digest, as curl takes it. */
 	P11E_CONF_PIN_SHA256,
+	/* One of the words in arg ("auto|no") or an absolute path. */
+	P11E_CONF_WORD_OR_PATH,
 };
 
 /*
@@ -66,7 +68,7 @@ struct p11e_conf_key {
 	const char *key;
 	enum p11e_conf_type type;
 	uint64_t min, max; /* UINT, DURATION: range; STRING: max length */
-	const char *arg; /* ENUM: the words; STRING: required prefix */
+	const char *arg; /* ENUM, WORD_OR_PATH: the words; STRING: prefix */
 	const char *help; /* one line, for "config check" and docs */
 };
 

@@ -22,7 +22,7 @@
 cred_require faketime
 faketime -f +1 date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
 
-tap_plan 22
+tap_plan 23
 
 cred_setup p11e-notify 'Pin-Notify-c3e8f1' \
     "[policy]" "validity = 40d" "renew-before = 20d" "backdate = 0"
@@ -31,20 +31,13 @@ echo 0 >"$T/offset"
 cred_faketime_agent "+\$(cat '$T/offset')"
 
 # the desktop: a notify-send that records its arguments
-mkdir -p "$T/bin"
-cat >"$T/bin/notify-send" <<EOS
-#!/bin/sh
-printf '%s|' "\$@" >>'$T/desktop.log'
-echo >>'$T/desktop.log'
-EOS
-chmod 0755 "$T/bin/notify-send"
-PATH=$T/bin:$PATH
-DBUS_SESSION_BUS_ADDRESS=unix:path=$T/no-bus
-export PATH DBUS_SESSION_BUS_ADDRESS
+cred_desktop
 
-# the hook: one line per event, its environment kept
+# the hook: one line per event (pin-needed, when the renewal comes due
+# without a PIN, apart), its environment kept
 cat >"$T/hook" <<EOS
 #!/bin/sh
+[ "\$1" = pin-needed ] && { echo "\$P11ENROLL_CREDENTIAL" >>'$T/pin.log'; exit 0; }
 echo "\$1 \$P11ENROLL_DAYS_LEFT" >>'$T/events.log'
 env | grep '^P11ENROLL_' | sort >'$T/env.'"\$1.\$P11ENROLL_DAYS_LEFT"
 EOS
@@ -131,7 +124,11 @@ tap_check "the credential waits for the PIN meanwhile" \
 agent_at 1
 sleep 3
 tap_check "a restart tells nothing again" test "$(wc -l <"$T/events.log")" = 4
-tap_check "4 desktop notifications, one each" test "$(wc -l <"$T/desktop.log")" = 4
+tap_check "4 desktop notifications, one each" \
+    test "$(grep -vc 'needs the token PIN' "$T/desktop.log")" = 4
+tap_check "and the renewal's need of the PIN was told once" sh -c \
+    "test \"\$(cat '$T/pin.log')\" = '$C1' &&
+    test \$(grep -c '|Certificate renewal needs the token PIN|.*Run: p11enroll renew --credential $C1|' '$T/desktop.log') = 1"
 tap_check "the desktop notification names the command" \
     grep -q "Certificate expires in 7 days|.*p11enroll renew --credential $C1|" "$T/desktop.log"
 
@@ -142,12 +139,13 @@ tap_check "after notAfter: the expired event" \
     test "$(tail -n 1 "$T/events.log")" = "expired 0"
 tap_check "the credential is EXPIRED" test "$(cred_field "$C1" state)" = EXPIRED
 i=0
-while [ "$(wc -l <"$T/desktop.log")" -lt 5 ] && [ $i -lt 50 ]; do
+while [ "$(grep -vc 'needs the token PIN' "$T/desktop.log")" -lt 5 ] &&
+    [ $i -lt 50 ]; do
 	sleep 0.2
 	i=$((i + 1))
 done
 tap_check "the desktop says to ask for a reissue" sh -c \
-    "tail -n 1 '$T/desktop.log' | grep -q '^--app-name=p11enroll|--urgency=critical|--|Certificate expired|.*ask your administrator to reissue|\$'"
+    "grep -v 'needs the token PIN' '$T/desktop.log' | tail -n 1 | grep -q '^--app-name=p11enroll|--urgency=critical|--|Certificate expired|.*ask your administrator to reissue|\$'"
 agent_at -1
 sleep 3
 tap_check "a restart does not repeat it" test "$(wc -l <"$T/events.log")" = 5

@@ -5,7 +5,8 @@
 #   cred_field CRED KEY        a member (a.b for nested) or ""
 #   cred_wait CRED KEY VALUE SECONDS
 #                              polls until the member has that value
-#   cred_require, cred_setup, cred_faketime_agent, cred_ra_restart: below
+#   cred_require, cred_setup, cred_faketime_agent, cred_ra_restart,
+#   cred_desktop: below
 #   cred_enroll USER SERVICE TOKEN
 #                              enrolls USER (en_user first) on the service
 #                              with $PIN, $PW and a TOTP code; prints the
@@ -112,4 +113,22 @@ cred_ra_restart()
 		[ $cr_i -lt 200 ] || return 1
 		sleep 0.05
 	done
+}
+
+# cred_desktop: a notify-send first on PATH that appends its arguments,
+# each followed by '|', as one line of $T/desktop.log, and a session bus
+# address, so that the agent notifies the desktop through it
+cred_desktop()
+{
+	mkdir -p "$T/bin"
+	cat >"$T/bin/notify-send" <<EOS
+#!/bin/sh
+printf '%s|' "\$@" >>'$T/desktop.log'
+echo >>'$T/desktop.log'
+EOS
+	chmod 0755 "$T/bin/notify-send"
+	: >"$T/desktop.log"
+	PATH=$T/bin:$PATH
+	DBUS_SESSION_BUS_ADDRESS=unix:path=$T/no-bus
+	export PATH DBUS_SESSION_BUS_ADDRESS
 }

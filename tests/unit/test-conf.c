@@ -782,6 +782,36 @@ test_default_path(void **state)
 	assert_string_equal(p11e_conf_default_path(), p);
 }
 
+/* A word of the list or an absolute path ([agent] pinentry). */
+static void
+test_word_or_path(void **state)
+{
+	static const char *const good[] = { "auto", "no",
+		"/usr/bin/pinentry-tty" };
+	struct p11e_conf *conf;
+	char text[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(
+		    text, sizeof(text), "[agent]\npinentry = %s\n", good[i]);
+		assert_int_equal(p11e_conf_load_buffer(p11e_agent_schema, "B",
+				     text, strlen(text), NULL, NULL, &conf),
+		    P11E_OK);
+		assert_string_equal(
+		    p11e_conf_get_str(conf, "agent", "pinentry"), good[i]);
+		p11e_conf_free(conf);
+	}
+	snprintf(text, sizeof(text),
+	    "[agent]\npinentry = yes\npinentry-tty = pts/3\n");
+	load_buf_fails(text, strlen(text),
+	    "B:2: bad value for 'pinentry': expected auto, no or an "
+	    "absolute path\n"
+	    "B:3: bad value for 'pinentry-tty': expected an absolute "
+	    "path\n");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -809,6 +839,7 @@ main(void)
 		T(test_numbers),
 		T(test_not_regular),
 		T(test_default_path),
+		T(test_word_or_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,20 +149,20 @@ static const struct {
 } problems[] = {
 	{ "invalid-credentials", P11E_ERR_AUTH_FAILED,
 	    N_("the contract ID, user ID, password or one-time password is "
-	    "wrong: check them and try again with the next one-time "
-	    "password (5 failures in a row lock the account)"),
+	       "wrong: check them and try again with the next one-time "
+	       "password (5 failures in a row lock the account)"),
 	    false },
 	{ "account-locked", P11E_ERR_LOCKED,
 	    N_("the account is locked after too many failures: ask your "
-	    "administrator to unlock it"),
+	       "administrator to unlock it"),
 	    false },
 	{ "otp-replayed", P11E_ERR_OTP_REPLAYED,
 	    N_("this one-time password was already used: wait for the next "
-	    "code and try again"),
+	       "code and try again"),
 	    false },
 	{ "no-enrollment-window", P11E_ERR_NO_ENROLLMENT_WINDOW,
 	    N_("the acquisition window has expired: ask your administrator to "
-	    "reissue"),
+	       "reissue"),
 	    false },
 	{ "grid-mismatch", P11E_ERR_AUTH_FAILED,
 	    N_("the customer card answer is wrong: look the cells up again"),
@@ -171,28 +171,30 @@ static const struct {
 	    N_("the confirmation PIN is wrong"), false },
 	{ "csr-invalid", P11E_ERR_CSR_INVALID,
 	    N_("the server could not read the certificate request: report this "
-	    "to its operator"),
+	       "to its operator"),
 	    true },
 	{ "key-policy-violation", P11E_ERR_KEY_POLICY,
 	    N_("the server does not accept this key type: enroll again with "
-	    "another --key-type"),
+	       "another --key-type"),
 	    true },
 	{ "extension-not-allowed", P11E_ERR_CSR_EXTENSIONS,
-	    N_("the server refused the request's subject or extensions"), true },
+	    N_("the server refused the request's subject or extensions"),
+	    true },
 	{ "key-in-use", P11E_ERR_KEY_IN_USE,
 	    N_("this key is already certified for someone else: enroll again "
-	    "with a new key"),
+	       "with a new key"),
 	    false },
 	{ "certificate-revoked", P11E_ERR_CERT_REVOKED,
 	    N_("the certificate is revoked or no longer current: ask your "
-	    "administrator to reissue"),
+	       "administrator to reissue"),
 	    false },
-	{ "too-early", P11E_ERR_TOO_EARLY, N_("it is too early to renew"), true },
+	{ "too-early", P11E_ERR_TOO_EARLY, N_("it is too early to renew"),
+	    true },
 	{ "rate-limited", P11E_ERR_SERVER_BUSY,
 	    N_("the server asks to slow down: try again in a minute"), false },
 	{ "unavailable", P11E_ERR_SERVER_BUSY,
 	    N_("the server is unavailable (nothing was consumed): try again "
-	    "later"),
+	       "later"),
 	    false },
 	{ "invalid-request", P11E_ERR_SERVER_REFUSED,
 	    N_("the server refused the request as malformed"), true },
@@ -238,11 +240,12 @@ p11e_est_problem(long status, const char *ctype, const unsigned char *body,
 	}
 	if (status == 401) {
 		err = P11E_ERR_AUTH_FAILED;
-		snprintf(detail, dlen,
-		    _("the server wants credentials (HTTP 401)"));
+		snprintf(
+		    detail, dlen, _("the server wants credentials (HTTP 401)"));
 	} else if (status == 429 || status == 503) {
 		err = P11E_ERR_SERVER_BUSY;
-		snprintf(detail, dlen, _("the server is busy (HTTP %ld)"), status);
+		snprintf(
+		    detail, dlen, _("the server is busy (HTTP %ld)"), status);
 	} else {
 		err = P11E_ERR_SERVER_REFUSED;
 		if (type != NULL) {

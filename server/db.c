@@ -1041,9 +1041,9 @@ p11e_db_user_find(struct p11e_db *db, const char *contract_id,
 }
 
 enum p11e_err
-p11e_db_user_register(struct p11e_db *db, int64_t contract,
-    const char *user_id, const char *name, bool admin, const char *hash,
-    time_t now, time_t closes, const char *actor, int64_t *id)
+p11e_db_user_register(struct p11e_db *db, int64_t contract, const char *user_id,
+    const char *name, bool admin, const char *hash, time_t now, time_t closes,
+    const char *actor, int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err;

@@ -203,6 +203,21 @@ command(const char *verb, const char *arg, bool optional)
 	d.ncmds++;
 }
 
+/* Whether s is set and has no control character (one Assuan line). */
+static bool
+plain(const char *s)
+{
+	const unsigned char *p;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	}
+	return true;
+}
+
 /* The commands of the dialog for c (none of them holds a secret). */
 static void
 commands(const struct p11e_conf *conf, const struct p11e_cred *c,
@@ -212,16 +227,16 @@ commands(const struct p11e_conf *conf, const struct p11e_cred *c,
 	const char *term = getenv("TERM"), *lc = getenv("LC_ALL");
 	char text[700], esc[LINE_MAX_ - 16], num[16];
 
-	if (tty != NULL) {
+	if (plain(tty)) {
 		command("OPTION ttyname=", tty, false);
-		if (term != NULL && term[0] != '\0')
+		if (plain(term))
 			command("OPTION ttytype=", term, true);
 	}
 	if (lc == NULL || lc[0] == '\0')
 		lc = getenv("LC_CTYPE");
 	if (lc == NULL || lc[0] == '\0')
 		lc = getenv("LANG");
-	if (lc != NULL && lc[0] != '\0' && strchr(lc, '\n') == NULL)
+	if (plain(lc))
 		command("OPTION lc-ctype=", lc, true);
 	snprintf(num, sizeof(num), "%u", timeout);
 	command("SETTIMEOUT ", num, true);

@@ -22,7 +22,7 @@
 cred_require faketime
 faketime -f +1 date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
 
-tap_plan 23
+tap_plan 24
 
 cred_setup p11e-notify 'Pin-Notify-c3e8f1' \
     "[policy]" "validity = 40d" "renew-before = 20d" "backdate = 0"
@@ -32,6 +32,11 @@ cred_faketime_agent "+\$(cat '$T/offset')"
 
 # the desktop: a notify-send that records its arguments
 cred_desktop
+# [agent] pinentry = auto with no display and no pinentry-tty: the
+# pinentry on PATH (one that records being run) is never started
+unset DISPLAY WAYLAND_DISPLAY
+printf '#!/bin/sh\ntouch %s\n' "$T/pinentry.ran" >"$T/bin/pinentry"
+chmod 0755 "$T/bin/pinentry"
 
 # the hook: one line per event (pin-needed, when the renewal comes due
 # without a PIN, apart), its environment kept
@@ -115,6 +120,7 @@ for d in 30 14 7 1; do
 done
 tap_check "each notice is in the agent's log" \
     test "$(grep -c "credential $C1 .* expires in" "$LOG")" = 4
+tap_check "no display: no PIN dialog (auto)" test ! -e "$T/pinentry.ran"
 tap_check "the 1-day notice says the renewal needs the PIN" \
     grep -q "expires in 1 day, at .*: the renewal needs the PIN: run 'p11enroll renew'" "$LOG"
 tap_check "the credential waits for the PIN meanwhile" \

@@ -335,7 +335,13 @@ p11e_http_start(const struct p11e_http_options *opts, p11e_http_handler handler,
 	http->cert_pem = dup_or_null(opts->cert_pem);
 	http->key_pem = dup_or_null(opts->key_pem);
 	http->trust_pem = dup_or_null(opts->trust_pem);
-	flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	/*
+	 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 spun on a TLS
+	 * handshake waiting for its client (52 epoll_wait and 47 empty recv
+	 * per re-enrollment at one client against 6 poll and 2), which
+	 * nearly doubled the server's CPU per new connection.
+	 */
+	flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	http->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, http,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,

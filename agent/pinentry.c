@@ -472,17 +472,31 @@ line(const unsigned char *p, size_t len)
 
 /* ---- the dialog's life ---- */
 
+/*
+ * Collects the child.  One still running gets SIGINT first (a text
+ * pinentry then cancels and gives its terminal its echo back, which
+ * SIGTERM or SIGKILL would leave off), and SIGKILL after 200 ms: the
+ * only wait of the agent's for a dialog, bounded.
+ */
 static void
 reap(void)
 {
-	int status;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	int status, i;
 	pid_t r;
 
 	if (d.pid <= 0)
 		return;
-	do
-		r = waitpid(d.pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
+	for (i = 0; i < 21; i++) {
+		do
+			r = waitpid(d.pid, &status, WNOHANG);
+		while (r < 0 && errno == EINTR);
+		if (r != 0)
+			break;
+		if (i == 0)
+			(void)kill(d.pid, SIGINT);
+		(void)nanosleep(&tick, NULL);
+	}
 	if (r == 0) {
 		(void)kill(d.pid, SIGKILL);
 		while (waitpid(d.pid, &status, 0) < 0 && errno == EINTR)
@@ -688,7 +702,6 @@ p11e_pinentry_tick(struct p11e_agent *agent)
 	    "nobody entered the PIN in the dialog within %u s (%.40s was "
 	    "stopped)",
 	    d.timeout, d.prog[0] == '/' ? strrchr(d.prog, '/') + 1 : d.prog);
-	(void)kill(d.pid, SIGKILL);
 	/* the PIN, if it came, is not used after the deadline */
 	d.outcome = OUT_NONE;
 	fail(OUT_CANCELLED, msg);
@@ -696,7 +709,7 @@ p11e_pinentry_tick(struct p11e_agent *agent)
 }
 
 void
-p11e_pinentry_forget(const char *name)
+p11e_pinentry_forget(struct p11e_agent *agent, const char *name)
 {
 	size_t i;
 
@@ -711,8 +724,8 @@ p11e_pinentry_forget(const char *name)
 	if (d.pid > 0 && strcmp(d.name, name) == 0) {
 		p11e_info(
 		    "%s: the PIN came otherwise: the dialog is closed", name);
-		(void)kill(d.pid, SIGTERM);
 		release();
+		start_queued(agent);
 	}
 }
 
@@ -720,8 +733,6 @@ void
 p11e_pinentry_stop(void)
 {
 	nqueue = 0;
-	if (d.pid > 0) {
-		(void)kill(d.pid, SIGTERM);
+	if (d.pid > 0)
 		release();
-	}
 }

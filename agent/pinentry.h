@@ -41,9 +41,10 @@ void p11e_pinentry_tick(struct p11e_agent *agent);
 
 /*
  * The credential no longer waits for a PIN (p11enroll renew brought
- * one): its dialog is closed, or it leaves the queue.
+ * one): its dialog is closed (and the next one opened), or it leaves the
+ * queue.
  */
-void p11e_pinentry_forget(const char *name);
+void p11e_pinentry_forget(struct p11e_agent *agent, const char *name);
 
 /* At exit: the dialog killed, the queue emptied. */
 void p11e_pinentry_stop(void);

@@ -1203,7 +1203,7 @@ p11e_method_renew(
 	err = renew_run(&r);
 	/* a PIN dialog for it is not needed any more */
 	if (c.wait != P11E_WAIT_PIN)
-		p11e_pinentry_forget(c.name);
+		p11e_pinentry_forget(agent, c.name);
 	if (err == P11E_OK && (*result = p11e_agent_cred_json(&c)) == NULL)
 		err = P11E_ERR_NOMEM;
 out:

@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
-# A background renewal that needs the token's PIN (issue 7 item 2): four
+# A background renewal that needs the token's PIN (issue 7 item 2): five
 # credentials of a service without a PIN file ([policy] validity = 600,
 # renew-before = 200, backdate = 370: renewal due 30 s after issuance),
-# three on one SoftHSM2 token and C2 on a second one.  Each enters
+# four on one SoftHSM2 token and C2 on a second one.  Each enters
 # WAITING_PIN once: the pin-needed event goes to the [notify] hook and to
 # the desktop (a notify-send that records its arguments), naming
 # `p11enroll renew --credential ID`; and the agent asks through the real
@@ -18,6 +18,8 @@
 #   C3  the right PIN (with a '%': pinentry sends it as %25): renewed, a
 #       new serial on the token
 #   C4  nobody answers: closed after [agent] pinentry-timeout (5 s)
+#   C5  nobody answers, but p11enroll renew brings the PIN meanwhile: the
+#       dialog is closed
 # A restarted agent asks again for none of them and tells nothing again;
 # the PINs are in no log or state file; p11enroll renew then finishes C2.
 # Once they are enrolled the RA issues 1-hour certificates, so C3's new
@@ -34,7 +36,7 @@ cred_require
 PINENTRY=$(command -v pinentry-tty) ||
     tap_skip_all "pinentry-tty not installed (Debian package pinentry-tty)"
 
-tap_plan 32
+tap_plan 34
 
 cred_setup p11e-pe 'Pin%Entry-5d0c27' \
     "[policy]" "validity = 600" "renew-before = 200" "backdate = 370"
@@ -108,16 +110,19 @@ tap_check "a bad pinentry, pinentry-tty, pinentry-timeout: file:line each" sh -c
     printf '%s' '$out' | grep -q '3 problems'"
 cp "$T/saved.conf" "$P11ENROLL_CONF"
 
-# four credentials; C2 on the second token (enrolled with its PIN)
-en_user S0002 && en_user S0003 && en_user S0004 || tap_bail "user add failed"
+# five credentials; C2 on the second token (enrolled with its PIN)
+en_user S0002 && en_user S0003 && en_user S0004 && en_user S0005 ||
+    tap_bail "user add failed"
 C1=$(cred_enroll S0001 ra "$TOK")
 C2=$(PIN=$PIN2 cred_enroll S0002 ra "$TOK2")
 C3=$(cred_enroll S0003 ra "$TOK")
 C4=$(cred_enroll S0004 ra "$TOK")
-tap_check "four credentials enrolled" sh -c \
-    "test -n '$C1' && test -n '$C2' && test -n '$C3' && test -n '$C4'"
-[ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ] ||
-    tap_bail "enrollment failed"
+C5=$(cred_enroll S0005 ra "$TOK")
+tap_check "five credentials enrolled" sh -c \
+    "test -n '$C1' && test -n '$C2' && test -n '$C3' && test -n '$C4' &&
+    test -n '$C5'"
+[ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ] &&
+    [ -n "$C5" ] || tap_bail "enrollment failed"
 S1=$(cred_field "$C1" serial)
 S2=$(cred_field "$C2" serial)
 S3=$(cred_field "$C3" serial)
@@ -138,28 +143,36 @@ cred_ra_restart "[policy]" "validity = 3600" "renew-before = 200" \
 
 # how each dialog is answered: by the credential it names
 printf '%s\t%s\n' "$C1" "^D" "$C2" "$WRONG" "$C3" "$PIN" "$C4" "-" \
-    >"$T/pty/rules"
+    "$C5" "-" >"$T/pty/rules"
 
-# the four renewals come due 30 s after issuance; the dialogs follow.
-# While C4's is open (nobody answers it), how long p11enroll list takes.
+# the five renewals come due 30 s after issuance; the dialogs follow.
+# While C4's is open (nobody answers it), how long p11enroll list takes;
+# while C5's is, p11enroll renew brings its PIN.
 open_ms=
+rc5=
 end=$(($(date +%s) + 150))
 while [ "$(date +%s)" -lt $end ]; do
 	n=$(cat "$T/pty/answered" 2>/dev/null | wc -l)
+	last=$(tail -n 1 "$T/pty/answered" 2>/dev/null)
 	m4=$(cred_field "$C4" last_error.message)
 	if [ -z "$open_ms" ] && ! has "$m4" "nobody entered" &&
-	    [ "$(tail -n 1 "$T/pty/answered" 2>/dev/null)" = "$C4" ]; then
+	    [ "$last" = "$C4" ]; then
 		t0=$(date +%s%N)
 		"$P11ENROLL" --json list >/dev/null 2>&1
 		open_ms=$((($(date +%s%N) - t0) / 1000000))
 	fi
-	[ "$n" -ge 4 ] && has "$m4" "nobody entered" && break
+	if [ -z "$rc5" ] && [ "$last" = "$C5" ]; then
+		printf '%s\n' "$PIN" | "$P11ENROLL" --pin-stdin renew \
+		    --credential "$C5" >"$T/renew5.out" 2>&1
+		rc5=$?
+	fi
+	[ "$n" -ge 5 ] && [ -n "$rc5" ] && has "$m4" "nobody entered" && break
 	sleep 0.5
 done
-cat "$T/pty/answered" >&2
-tap_check "four dialogs on the terminal, one per credential" sh -c \
-    "test \$(sort -u '$T/pty/answered' | wc -l) = 4 &&
-    test \$(wc -l <'$T/pty/answered') = 4"
+cat "$T/pty/answered" "$T/renew5.out" >&2
+tap_check "five dialogs on the terminal, one per credential" sh -c \
+    "test \$(sort -u '$T/pty/answered' | wc -l) = 5 &&
+    test \$(wc -l <'$T/pty/answered') = 5"
 cred_wait "$C3" state INSTALLED 30
 sed 's/\r//g' "$T/pty/screen" >"$T/screen.txt"
 cat "$T/screen.txt" >&2
@@ -172,8 +185,8 @@ tap_check "the typed PINs are not echoed" sh -c \
 
 # the notices
 tap_check "the hook ran pin-needed once for each" sh -c \
-    "test \$(grep -c '^pin-needed ' '$T/events.log') = 4 &&
-    for c in $C1 $C2 $C3 $C4; do test \$(grep -c \"^pin-needed \$c\$\" '$T/events.log') = 1 || exit 1; done"
+    "test \$(grep -c '^pin-needed ' '$T/events.log') = 5 &&
+    for c in $C1 $C2 $C3 $C4 $C5; do test \$(grep -c \"^pin-needed \$c\$\" '$T/events.log') = 1 || exit 1; done"
 E=$T/env.pin-needed.$C2
 cat "$E" >&2
 tap_check "with P11ENROLL_EVENT and P11ENROLL_COMMAND" sh -c \
@@ -181,7 +194,7 @@ tap_check "with P11ENROLL_EVENT and P11ENROLL_COMMAND" sh -c \
     grep -qx 'P11ENROLL_COMMAND=p11enroll renew --credential $C2' '$E' &&
     grep -q '^P11ENROLL_TOKEN_URI=pkcs11:.*token=p11e-pe2' '$E'"
 tap_check "a desktop notification each, naming the command" sh -c \
-    "test \$(grep -c '|Certificate renewal needs the token PIN|' '$T/desktop.log') = 4 &&
+    "test \$(grep -c '|Certificate renewal needs the token PIN|' '$T/desktop.log') = 5 &&
     grep -q \"|Certificate renewal needs the token PIN|.*PIN of token 'p11e-pe2' (serial $SERIAL2)\. Run: p11enroll renew --credential $C2|\" '$T/desktop.log'"
 tap_check "the log says which credential needs which token's PIN" \
     grep -q "$C2: renewal is due and needs the PIN of token 'p11e-pe2' (serial $SERIAL2): run 'p11enroll renew --credential $C2'" "$LOG"
@@ -231,15 +244,22 @@ tap_diag "p11enroll list while C4's dialog was open: ${open_ms:-?} ms"
 tap_check "the agent answers while a dialog is open (under 3 s of its 5)" \
     test "${open_ms:-9999}" -lt 3000
 
+# C5: the PIN came from p11enroll renew while its dialog was open
+tap_check "C5: p11enroll renew during its dialog renews it" sh -c \
+    "test '$rc5' = 0 && grep -q '^renewed: $C5' '$T/renew5.out' &&
+    test '$(cred_field "$C5" state)' = INSTALLED"
+tap_check "and closes its dialog" \
+    grep -q "$C5: the PIN came otherwise: the dialog is closed" "$LOG"
+
 # a restart: nothing asked or told again
 agent_stop
 "$P11ENROLL" status >/dev/null 2>&1
 sleep 3
 "$P11ENROLL" list >/dev/null 2>&1
 tap_check "a restarted agent opens no dialog again" \
-    test "$(wc -l <"$T/pty/answered")" = 4
+    test "$(wc -l <"$T/pty/answered")" = 5
 tap_check "and tells nothing again" \
-    test "$(grep -c '^pin-needed ' "$T/events.log")" = 4
+    test "$(grep -c '^pin-needed ' "$T/events.log")" = 5
 tap_check "the wrong PIN was still used once only" \
     test "$(grep -c 'C_Login: CKR_PIN_INCORRECT' "$LOG")" = 1
 
@@ -255,5 +275,5 @@ tap_check "p11enroll renew with the right PIN finishes C2" sh -c \
     "test $rc = 0 && grep -q '^renewed: $C2' '$T/renew2.out' &&
     test '$(cred_field "$C2" state)' = INSTALLED"
 tap_check "still no dialog: it was not needed" \
-    test "$(wc -l <"$T/pty/answered")" = 4
+    test "$(wc -l <"$T/pty/answered")" = 5
 tap_done

@@ -19,6 +19,7 @@
 #include "agent/http.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/secret.h"
 
 /*
  * The only includer of curl (STYLE "Layout").  One easy handle per
@@ -77,7 +78,14 @@ p11e_http_new(const struct p11e_http_service *svc, struct p11e_http **out)
 	p11e_return_val_if_fail(
 	    svc != NULL && svc->url != NULL, P11E_ERR_INVALID_PARAMETER);
 	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		/*
+		 * curl builds a small request in one buffer, headers and
+		 * body (the password and the one-time password): every
+		 * block it frees is wiped.
+		 */
+		if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, p11e_wipe_malloc,
+			p11e_wipe_free, p11e_wipe_realloc, p11e_wipe_strdup,
+			p11e_wipe_calloc) != CURLE_OK)
 			return P11E_ERR_NOMEM;
 		curl_ready = true;
 	}

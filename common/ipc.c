@@ -14,44 +14,11 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-/*
- * jansson keeps a copy of every string it parses or builds; a size header
- * in front of each block lets free() wipe the whole block.
- */
-union wipe_header {
-	size_t size;
-	max_align_t align;
-};
-
-static void *
-wipe_malloc(size_t size)
-{
-	union wipe_header *h;
-
-	if (size > SIZE_MAX - sizeof(*h))
-		return NULL;
-	if ((h = malloc(sizeof(*h) + size)) == NULL)
-		return NULL;
-	h->size = size;
-	return h + 1;
-}
-
-static void
-wipe_free(void *p)
-{
-	union wipe_header *h;
-
-	if (p == NULL)
-		return;
-	h = (union wipe_header *)p - 1;
-	p11e_wipe(h, sizeof(*h) + h->size);
-	free(h);
-}
-
 void
 p11e_ipc_json_init(void)
 {
-	json_set_alloc_funcs(wipe_malloc, wipe_free);
+	/* jansson keeps a copy of every string it parses or builds */
+	json_set_alloc_funcs(p11e_wipe_malloc, p11e_wipe_free);
 }
 
 enum p11e_err

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -175,4 +177,80 @@ p11e_secret_free(struct p11e_secret *s)
 	p11e_wipe(s, maplen);
 	munlock(s, maplen);
 	munmap(s, maplen);
+}
+
+/* ---- the wiping allocator ---- */
+
+union wipe_header {
+	size_t size;
+	max_align_t align;
+};
+
+void *
+p11e_wipe_malloc(size_t size)
+{
+	union wipe_header *h;
+
+	if (size > SIZE_MAX - sizeof(*h))
+		return NULL;
+	if ((h = malloc(sizeof(*h) + size)) == NULL)
+		return NULL;
+	h->size = size;
+	return h + 1;
+}
+
+void *
+p11e_wipe_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	if ((p = p11e_wipe_malloc(n * size)) != NULL)
+		memset(p, 0, n * size);
+	return p;
+}
+
+void
+p11e_wipe_free(void *p)
+{
+	union wipe_header *h;
+
+	if (p == NULL)
+		return;
+	h = (union wipe_header *)p - 1;
+	p11e_wipe(h, sizeof(*h) + h->size);
+	free(h);
+}
+
+void *
+p11e_wipe_realloc(void *p, size_t size)
+{
+	union wipe_header *h;
+	void *n;
+
+	if (p == NULL)
+		return p11e_wipe_malloc(size);
+	if (size == 0) {
+		p11e_wipe_free(p);
+		return NULL;
+	}
+	h = (union wipe_header *)p - 1;
+	/* always moved: the old block is wiped, never left behind */
+	if ((n = p11e_wipe_malloc(size)) == NULL)
+		return NULL;
+	memcpy(n, p, h->size < size ? h->size : size);
+	p11e_wipe_free(p);
+	return n;
+}
+
+char *
+p11e_wipe_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p;
+
+	if ((p = p11e_wipe_malloc(n)) != NULL)
+		memcpy(p, s, n);
+	return p;
 }

@@ -69,4 +69,16 @@ void p11e_secret_free(struct p11e_secret *s);
 /* Wipes len bytes at p in a way the compiler cannot drop. */
 void p11e_wipe(void *p, size_t len);
 
+/*
+ * An allocator whose blocks are wiped when freed or moved (a size header
+ * in front of each block), for the libraries that copy secrets into
+ * memory of their own: jansson (p11e_ipc_json_init) and libcurl (the
+ * request it builds holds the password and the one-time password).
+ */
+void *p11e_wipe_malloc(size_t size);
+void *p11e_wipe_calloc(size_t n, size_t size);
+void *p11e_wipe_realloc(void *p, size_t size);
+char *p11e_wipe_strdup(const char *s);
+void p11e_wipe_free(void *p);
+
 #endif /* P11E_SECRET_H */

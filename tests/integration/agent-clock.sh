@@ -4,10 +4,11 @@
 # clock an hour behind the RA's.  The RA's Date header tells it: the
 # agent logs by how much the local clock is off, enrolls (the new
 # certificate's notBefore is in its local future) and renews at the
-# opening of the server's window ([policy] validity = 270 s, renew-before
-# = 90 s, backdate = 170 s: two thirds of the lifetime and the window's
-# opening both 10 s after issuance, expiry 100 s after it, room for a
-# loaded machine), not an hour later as its own clock would say.  A second agent with clock-skew-limit = 2h
+# the server's time ([policy] validity = 270 s, renew-before = 95 s,
+# backdate = 170 s: the window opens 5 s after issuance, two thirds of the
+# lifetime are past 10 s after it — 5 s clear of the second-rounded skew —
+# and expiry 100 s after it, room for a loaded machine), not an hour later
+# as its own clock would say.  A second agent with clock-skew-limit = 2h
 # takes its clock as right: no warning, and the renewal not yet due.
 
 . "$top_srcdir/tests/lib/tap.sh"
@@ -23,7 +24,7 @@ faketime -f -1h date >/dev/null 2>&1 || tap_skip_all "faketime does not work her
 tap_plan 8
 
 cred_setup p11e-clock 'Pin-Clock-7d21a9' \
-    "[policy]" "validity = 270" "renew-before = 90" "backdate = 170"
+    "[policy]" "validity = 270" "renew-before = 95" "backdate = 170"
 # the agent the CLI starts: an hour behind
 cred_faketime_agent -1h
 
@@ -47,7 +48,7 @@ tap_check "the next action is the server's window, not an hour later" \
     test "$(cred_field "$C1" next_action)" -le "$((NA1 - 90 + 1))"
 
 # the RA's 1-hour certificates from now on: a renewed one stays
-cred_ra_restart "[policy]" "validity = 3600" "renew-before = 90" \
+cred_ra_restart "[policy]" "validity = 3600" "renew-before = 95" \
     "backdate = 50" || tap_bail "serve did not restart"
 
 end=$(($(date +%s) + 60))

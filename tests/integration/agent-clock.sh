@@ -3,7 +3,7 @@
 # The server's clock (issue 7): p11enrolld runs under faketime with its
 # clock an hour behind the RA's.  The RA's Date header tells it: the
 # agent logs by how much the local clock is off, enrolls (the new
-# certificate's notBefore is in its local future) and renews at the
+# certificate's notBefore is in its local future) and renews by
 # the server's time ([policy] validity = 270 s, renew-before = 95 s,
 # backdate = 170 s: the window opens 5 s after issuance, two thirds of the
 # lifetime are past 10 s after it — 5 s clear of the second-rounded skew —

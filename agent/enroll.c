@@ -283,15 +283,10 @@ out:
 	return err;
 }
 
-/* ---- token sessions ---- */
+/* ---- token sessions (methods.h) ---- */
 
-struct session {
-	struct p11e_p11 *p11;
-	struct p11e_token *tok;
-};
-
-static void
-session_close(struct session *s)
+void
+p11e_session_close(struct p11e_session *s)
 {
 	p11e_token_close(s->tok);
 	p11e_p11_free(s->p11);
@@ -299,9 +294,18 @@ session_close(struct session *s)
 	s->p11 = NULL;
 }
 
-static enum p11e_err
-session_open(const char *uri, const struct p11e_secret *pin, bool final_try,
-    struct session *s, char *detail)
+enum p11e_err
+p11e_session_fail(struct p11e_session *s, enum p11e_err err, char *detail)
+{
+	if (s->p11 != NULL && p11e_p11_detail(s->p11)[0] != '\0')
+		snprintf(
+		    detail, P11E_DETAIL_MAX, "%s", p11e_p11_detail(s->p11));
+	return err;
+}
+
+enum p11e_err
+p11e_session_open(const char *uri, const struct p11e_secret *pin,
+    bool final_try, struct p11e_session *s, char *detail)
 {
 	enum p11e_err err;
 
@@ -309,10 +313,8 @@ session_open(const char *uri, const struct p11e_secret *pin, bool final_try,
 	if ((err = p11e_p11_new(&s->p11)) != P11E_OK ||
 	    (err = p11e_token_open(s->p11, uri, &s->tok)) != P11E_OK ||
 	    (err = p11e_token_login(s->tok, pin, final_try)) != P11E_OK) {
-		if (s->p11 != NULL && p11e_p11_detail(s->p11)[0] != '\0')
-			snprintf(detail, P11E_DETAIL_MAX, "%s",
-			    p11e_p11_detail(s->p11));
-		session_close(s);
+		(void)p11e_session_fail(s, err, detail);
+		p11e_session_close(s);
 	}
 	return err;
 }
@@ -341,21 +343,12 @@ p11e_agent_uri_pin_source(
  * ends: one module load and one login (one PIN on a PIN pad) per call.
  */
 static enum p11e_err
-session_need(struct session *s, const char *uri, const struct p11e_secret *pin,
-    bool final_try, char *detail)
+session_need(struct p11e_session *s, const char *uri,
+    const struct p11e_secret *pin, bool final_try, char *detail)
 {
 	if (s->tok != NULL)
 		return P11E_OK;
-	return session_open(uri, pin, final_try, s, detail);
-}
-
-static enum p11e_err
-token_fail(struct session *s, enum p11e_err err, char *detail)
-{
-	if (s->p11 != NULL && p11e_p11_detail(s->p11)[0] != '\0')
-		snprintf(
-		    detail, P11E_DETAIL_MAX, "%s", p11e_p11_detail(s->p11));
-	return err;
+	return p11e_session_open(uri, pin, final_try, s, detail);
 }
 
 /* ---- steps with their durations ---- */
@@ -508,7 +501,7 @@ bad_secret(json_t *params, const char *key, struct p11e_secret *s)
  * the caller's session s (opened here when it is not yet).
  */
 static enum p11e_err
-make_key(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
+make_key(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
     const struct p11e_secret *pin, bool final_try, struct steps *st,
     char *detail)
 {
@@ -530,12 +523,12 @@ make_key(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
 		err = p11e_token_keygen(
 		    s->tok, c->key_type, c->id, c->idlen, label, &spki);
 		if (err != P11E_OK) {
-			err = token_fail(s, err, detail);
+			err = p11e_session_fail(s, err, detail);
 			goto out;
 		}
 		p11e_crashpoint("enroll-after-keygen");
 	} else {
-		err = token_fail(s, err, detail);
+		err = p11e_session_fail(s, err, detail);
 		goto out;
 	}
 	step_done(st, "key generation");
@@ -576,7 +569,7 @@ p11e_method_enroll_key(
 	struct p11e_http *h = NULL;
 	struct steps st = { NULL, { 0, 0 } };
 	struct p11e_cred c;
-	struct session s = { NULL, NULL };
+	struct p11e_session s = { NULL, NULL };
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
@@ -604,14 +597,14 @@ p11e_method_enroll_key(
 		goto out;
 	st.list = json_array();
 	step_start(&st);
-	if ((err = session_open(
+	if ((err = p11e_session_open(
 		 json_string_value(json_object_get(params, "uri")), pin,
 		 final_try, &s, detail)) != P11E_OK)
 		goto out;
 	if ((err = p11e_token_info(s.tok, &info)) != P11E_OK ||
 	    (err = p11e_token_new_id(s.tok, c.id, P11E_ID_RANDOM_LEN)) !=
 		P11E_OK) {
-		err = token_fail(&s, err, detail);
+		err = p11e_session_fail(&s, err, detail);
 		goto out;
 	}
 	c.idlen = P11E_ID_RANDOM_LEN;
@@ -643,7 +636,7 @@ p11e_method_enroll_key(
 	st.list = NULL;
 out:
 	json_decref(st.list);
-	session_close(&s);
+	p11e_session_close(&s);
 	p11e_http_free(h);
 	p11e_secret_free(pin);
 	p11e_cred_clear(&c);
@@ -763,7 +756,7 @@ out:
 
 /* KEY_READY/SUBMITTED → ISSUED; the CSR on the caller's session s. */
 static enum p11e_err
-obtain(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
+obtain(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
     const char *uri, json_t *params, const struct p11e_secret *pin,
     bool final_try, struct steps *st, char *detail)
 {
@@ -846,7 +839,7 @@ obtain(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
 			goto out;
 		if ((err = p11e_token_csr(s->tok, c->id, c->idlen, c->spki.data,
 			 c->spki.len, &tmpl, &csr)) != P11E_OK) {
-			err = token_fail(s, err, detail);
+			err = p11e_session_fail(s, err, detail);
 			goto out;
 		}
 		step_done(st, "certificate request");
@@ -885,7 +878,7 @@ out:
  * caller's session s (opened on uri when it is not yet; closed here).
  */
 static enum p11e_err
-install(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
+install(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
     const char *uri, const struct p11e_secret *pin, bool final_try,
     struct steps *st, char *detail)
 {
@@ -910,7 +903,7 @@ install(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
 	if ((err = p11e_token_verify_pair(s->tok, c->id, c->idlen)) != P11E_OK)
 		goto fail;
 	/* the login ends before the record says INSTALLED */
-	session_close(s);
+	p11e_session_close(s);
 	step_done(st, "pair verified");
 	c->state = P11E_CRED_INSTALLED;
 	c->wait = P11E_WAIT_NONE;
@@ -923,8 +916,8 @@ install(struct p11e_agent *agent, struct p11e_cred *c, struct session *s,
 		    "be saved");
 	return err;
 fail:
-	err = token_fail(s, err, detail);
-	session_close(s);
+	err = p11e_session_fail(s, err, detail);
+	p11e_session_close(s);
 	return err;
 }
 
@@ -1012,7 +1005,7 @@ p11e_method_enroll(
 	bool final_try = json_is_true(json_object_get(params, "final_try"));
 	struct p11e_secret *pin = NULL;
 	struct steps st = { NULL, { 0, 0 } };
-	struct session s = { NULL, NULL };
+	struct p11e_session s = { NULL, NULL };
 	struct p11e_cred c;
 	char uri[sizeof(c.token_uri) + 1024];
 	enum p11e_err err;
@@ -1094,7 +1087,7 @@ fail:
 	if (err != P11E_ERR_CREDENTIALS_REQUIRED)
 		record_error(agent, &c, err, detail);
 out:
-	session_close(&s);
+	p11e_session_close(&s);
 	json_decref(st.list);
 	p11e_secret_free(pin);
 	p11e_cred_clear(&c);
@@ -1209,7 +1202,7 @@ p11e_agent_enroll_finish(struct p11e_agent *agent, struct p11e_cred *c,
 
 	detail[0] = '\0';
 	if (unattended) {
-		struct session s = { NULL, NULL };
+		struct p11e_session s = { NULL, NULL };
 
 		err = install(agent, c, &s, uri, NULL, false, NULL, detail);
 	} else if ((err = p11e_p11_new(&p11)) == P11E_OK &&

@@ -72,6 +72,24 @@ bool p11e_token_absent(enum p11e_err err);
 void p11e_agent_insert_token(const struct p11e_cred *c, char *detail);
 
 /*
+ * A token opened and logged in for one agent call (agent/enroll.c):
+ * p11e_session_open() loads the modules, opens uri's token and logs in
+ * (the detail set on failure, nothing left open); _close() logs out and
+ * releases (also on a closed one); _fail() copies the token layer's
+ * detail for err.
+ */
+struct p11e_session {
+	struct p11e_p11 *p11;
+	struct p11e_token *tok;
+};
+
+enum p11e_err p11e_session_open(const char *uri, const struct p11e_secret *pin,
+    bool final_try, struct p11e_session *s, char *detail);
+void p11e_session_close(struct p11e_session *s);
+enum p11e_err
+p11e_session_fail(struct p11e_session *s, enum p11e_err err, char *detail);
+
+/*
  * base (a credential's token URI) with the pin-source attribute of the
  * URI from (a service's or the caller's), when from has one: the PIN
  * file of unattended work, the token still the journaled one.  Returns

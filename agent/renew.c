@@ -267,45 +267,6 @@ token_uri(
 	    c->token_uri, svc_str(s, "token"), out, outlen);
 }
 
-struct session {
-	struct p11e_p11 *p11;
-	struct p11e_token *tok;
-};
-
-static void
-session_close(struct session *s)
-{
-	p11e_token_close(s->tok);
-	p11e_p11_free(s->p11);
-	s->tok = NULL;
-	s->p11 = NULL;
-}
-
-static enum p11e_err
-token_fail(struct session *s, enum p11e_err err, char *detail)
-{
-	if (s->p11 != NULL && p11e_p11_detail(s->p11)[0] != '\0')
-		snprintf(
-		    detail, P11E_DETAIL_MAX, "%s", p11e_p11_detail(s->p11));
-	return err;
-}
-
-static enum p11e_err
-session_open(const char *uri, const struct p11e_secret *pin, bool final_try,
-    struct session *s, char *detail)
-{
-	enum p11e_err err;
-
-	memset(s, 0, sizeof(*s));
-	if ((err = p11e_p11_new(&s->p11)) != P11E_OK ||
-	    (err = p11e_token_open(s->p11, uri, &s->tok)) != P11E_OK ||
-	    (err = p11e_token_login(s->tok, pin, final_try)) != P11E_OK) {
-		(void)token_fail(s, err, detail);
-		session_close(s);
-	}
-	return err;
-}
-
 /* ---- the record ---- */
 
 static time_t
@@ -422,7 +383,7 @@ struct run {
 	char uri[1200];
 	bool unattended; /* uri has a pin-source */
 	struct p11e_http *h;
-	struct session s;
+	struct p11e_session s;
 	char *detail;
 };
 
@@ -465,7 +426,7 @@ step_key(struct run *r)
 	if (c->new_idlen == 0 && !c->same_key) {
 		if ((err = p11e_token_new_id(
 			 r->s.tok, c->new_id, P11E_ID_RANDOM_LEN)) != P11E_OK) {
-			err = token_fail(&r->s, err, r->detail);
+			err = p11e_session_fail(&r->s, err, r->detail);
 			goto out;
 		}
 		c->new_idlen = P11E_ID_RANDOM_LEN;
@@ -507,7 +468,7 @@ step_key(struct run *r)
 			    c->name);
 		}
 		if (err != P11E_OK) {
-			err = token_fail(&r->s, err, r->detail);
+			err = p11e_session_fail(&r->s, err, r->detail);
 			goto out;
 		}
 		if ((err = p11e_der_set(&c->new_spki, spki.data, spki.len)) !=
@@ -535,7 +496,7 @@ step_csr(struct run *r)
 	tmpl.copy_from_len = c->cert.len;
 	if ((err = p11e_token_csr(r->s.tok, c->new_id, c->new_idlen,
 		 c->new_spki.data, c->new_spki.len, &tmpl, &csr)) != P11E_OK) {
-		err = token_fail(&r->s, err, r->detail);
+		err = p11e_session_fail(&r->s, err, r->detail);
 		goto out;
 	}
 	if ((err = p11e_der_set(&c->csr, csr.data, csr.len)) != P11E_OK)
@@ -576,7 +537,7 @@ step_submit(struct run *r)
 	}
 	if ((err = p11e_token_evp_key(r->s.tok, c->id, c->idlen, &key)) !=
 	    P11E_OK) {
-		err = token_fail(&r->s, err, r->detail);
+		err = p11e_session_fail(&r->s, err, r->detail);
 		goto out;
 	}
 	/* only the leaf: the server knows its CA (SSL_MODE_NO_AUTO_CHAIN) */
@@ -640,16 +601,16 @@ step_install(struct run *r, time_t grace)
 	snprintf(label, sizeof(label), "p11enroll %s", c->service);
 	if ((err = p11e_token_store_cert(r->s.tok, c->new_id, c->new_idlen,
 		 c->new_cert.data, c->new_cert.len, label)) != P11E_OK)
-		return token_fail(&r->s, err, r->detail);
+		return p11e_session_fail(&r->s, err, r->detail);
 	for (i = 0; i < c->nchain; i++) {
 		if ((err = p11e_token_store_ca(r->s.tok, c->chain[i].data,
 			 c->chain[i].len, &added)) != P11E_OK)
-			return token_fail(&r->s, err, r->detail);
+			return p11e_session_fail(&r->s, err, r->detail);
 	}
 	p11e_crashpoint("renew-after-token-write");
 	if ((err = p11e_token_verify_pair(r->s.tok, c->new_id, c->new_idlen)) !=
 	    P11E_OK)
-		return token_fail(&r->s, err, r->detail);
+		return p11e_session_fail(&r->s, err, r->detail);
 	/* the new pair becomes the current one; the old one waits */
 	memcpy(c->old_id, c->id, c->idlen);
 	c->old_idlen = c->idlen;
@@ -704,7 +665,7 @@ remove_old(struct run *r)
 		return P11E_OK;
 	if ((err = p11e_token_verify_pair(r->s.tok, c->id, c->idlen)) !=
 	    P11E_OK)
-		return token_fail(&r->s, err, r->detail);
+		return p11e_session_fail(&r->s, err, r->detail);
 	if (c->old_same_key) {
 		/*
 		 * XXX the old certificate shares the key's CKA_ID and the
@@ -717,7 +678,7 @@ remove_old(struct run *r)
 		err = p11e_token_delete(
 		    r->s.tok, c->old_id, c->old_idlen, &deleted);
 		if (err != P11E_OK && err != P11E_ERR_KEY_NOT_FOUND)
-			return token_fail(&r->s, err, r->detail);
+			return p11e_session_fail(&r->s, err, r->detail);
 		p11e_crashpoint("renew-after-old-removed");
 		p11e_info("%s: the old key and certificate are removed (%u "
 			  "objects)",
@@ -828,7 +789,7 @@ renew_run(struct run *r)
 		err = P11E_ERR_PIN_REQUIRED;
 		goto fail;
 	}
-	if ((err = session_open(
+	if ((err = p11e_session_open(
 		 r->uri, r->pin, r->final_try, &r->s, r->detail)) != P11E_OK)
 		goto fail;
 	/*
@@ -955,7 +916,7 @@ fail:
 	}
 	(void)p11e_journal_save(r->agent->state_dir, c);
 out:
-	session_close(&r->s);
+	p11e_session_close(&r->s);
 	p11e_http_free(r->h);
 	r->h = NULL;
 	p11e_conf_free(r->svc.user);
@@ -1013,8 +974,8 @@ act(struct p11e_agent *agent, const char *name, time_t now)
 				  "renewal (no unattended PIN)",
 			    c.name);
 			(void)p11e_journal_save(agent->state_dir, &c);
-		} else if (session_open(r.uri, NULL, false, &r.s, detail) ==
-		    P11E_OK) {
+		} else if (p11e_session_open(
+			       r.uri, NULL, false, &r.s, detail) == P11E_OK) {
 			if (remove_old(&r) != P11E_OK)
 				p11e_error("%s: %s", c.name, detail);
 		} else {
@@ -1023,7 +984,7 @@ act(struct p11e_agent *agent, const char *name, time_t now)
 			c.old_remove_at = now + RETRY_MIN;
 			(void)p11e_journal_save(agent->state_dir, &c);
 		}
-		session_close(&r.s);
+		p11e_session_close(&r.s);
 		p11e_conf_free(r.svc.user);
 		goto out;
 	}

@@ -33,8 +33,12 @@ agent_env()
 
 agent_pid()
 {
-	"$P11ENROLL" --no-autostart --json status 2>/dev/null |
-	    sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p'
+	ap=$("$P11ENROLL" --no-autostart --json status 2>/dev/null |
+	    sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p')
+	# status needs the credentials too (too many for one reply: none)
+	[ -n "$ap" ] || ap=$(LC_ALL=C "$P11ENROLL" --no-autostart --version \
+	    2>/dev/null | sed -n 's/.*(running, pid \([0-9]*\)).*/\1/p')
+	echo "$ap"
 }
 
 agent_stop()

@@ -75,6 +75,12 @@ expire(time_t now)
 	}
 }
 
+bool
+p11e_agent_admin_busy(void)
+{
+	return adm.session != NULL || adm.token != NULL;
+}
+
 time_t
 p11e_agent_admin_tick(time_t now)
 {

@@ -11,6 +11,9 @@
 
 struct p11e_conf;
 
+/* Default of [agent] rest-after (seconds; 0: the agent never rests). */
+#define P11E_AGENT_REST_AFTER 60
+
 /* What the agent knows about itself; one per process. */
 struct p11e_agent {
 	char socket_path[108]; /* sun_path */
@@ -28,7 +31,26 @@ struct p11e_agent {
 	int token_event;
 	time_t token_poll_at; /* their next look (every P11E_TOKEN_POLL s) */
 	int reported; /* the unfinished credentials were logged at start */
+	/* resting (p11e_agent_serve()): the lock it hands over, how long
+	 * it waits with nothing to do (0: never rests), the arguments it
+	 * was started with (for its return) and the socket it was given
+	 * back by --resume (-1: none) */
+	int lock_fd;
+	unsigned int rest_after;
+	char **args;
+	int resume_fd;
 };
+
+/*
+ * The agent's state that only memory holds, carried through a rest as
+ * --resume=LISTEN-FD,LOCK-FD,ACTIVATED,STARTED,REPORTED,SKEW (numbers).
+ * p11e_agent_resume_parse() fills agent from it after checking that the
+ * fds are a listening Unix stream socket and a file we hold the lock on;
+ * P11E_ERR_INVALID_PARAMETER with a logged reason
+ * otherwise.
+ */
+enum p11e_err
+p11e_agent_resume_parse(struct p11e_agent *agent, const char *spec);
 
 /*
  * Handles one request frame (len bytes, no NUL) and appends exactly one

@@ -246,6 +246,13 @@ p11e_http_skew(void)
 	return skew;
 }
 
+void
+p11e_http_restore_skew(long long s)
+{
+	skew = s;
+	skew_warned = s;
+}
+
 time_t
 p11e_http_now(void)
 {

@@ -59,6 +59,9 @@ time_t p11e_http_now(void);
 /* The skew in use (server - local, seconds); 0 within the limit. */
 long long p11e_http_skew(void);
 
+/* Takes up a skew known before a rest (already logged). */
+void p11e_http_restore_skew(long long skew);
+
 /* A client for one service.  Opaque. */
 struct p11e_http;
 

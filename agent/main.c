@@ -57,12 +57,19 @@ level_from_conf(const struct p11e_conf *conf)
 	return P11E_LOG_DEBUG;
 }
 
-/* Takes the per-user lock; returns its fd, or -1 if another agent runs. */
+/*
+ * Takes the per-user lock; returns its fd, or -1 if another agent runs.
+ * Back from a rest, the lock is already ours (agent->lock_fd).
+ */
 static int
-take_lock(const char *rundir, enum p11e_err *err)
+take_lock(const struct p11e_agent *agent, enum p11e_err *err)
 {
+	const char *rundir = agent->runtime_dir;
 	char path[4200];
 	int fd;
+
+	if (agent->lock_fd >= 0)
+		return agent->lock_fd;
 
 	snprintf(path, sizeof(path), "%s/agent.lock", rundir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -89,8 +96,12 @@ main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		/* the agent's own, back from a rest (p11enrolld-rest) */
+		{ "resume", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char *args[64];
+	size_t nargs = 0;
 	struct p11e_agent agent;
 	enum p11e_err err;
 	const char *conf_path = NULL, *state;
@@ -103,6 +114,17 @@ main(int argc, char **argv)
 		return 1;
 	p11e_ipc_json_init();
 	memset(&agent, 0, sizeof(agent));
+	agent.lock_fd = -1;
+	agent.resume_fd = -1;
+	/* what a rest starts the agent with again, but --resume */
+	for (c = 1; c < argc && nargs < sizeof(args) / sizeof(args[0]) - 1;
+	     c++) {
+		if (strcmp(argv[c], "--resume") == 0)
+			c++;
+		else if (strncmp(argv[c], "--resume=", 9) != 0)
+			args[nargs++] = argv[c];
+	}
+	agent.args = args;
 
 	while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -118,6 +140,10 @@ main(int argc, char **argv)
 		case 'V':
 			printf("p11enrolld %s\n", PACKAGE_VERSION);
 			return 0;
+		case 'R':
+			if (p11e_agent_resume_parse(&agent, optarg) != P11E_OK)
+				return 2;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -164,9 +190,13 @@ main(int argc, char **argv)
 	if ((err = p11e_private_dir_ensure(agent.runtime_dir)) != P11E_OK ||
 	    (err = p11e_private_dir_ensure(agent.state_dir)) != P11E_OK)
 		goto out;
-	if ((lockfd = take_lock(agent.runtime_dir, &err)) < 0)
+	if ((lockfd = take_lock(&agent, &err)) < 0)
 		goto out;
-	agent.started = time(NULL);
+	agent.lock_fd = lockfd;
+	if (agent.started == 0)
+		agent.started = time(NULL);
+	agent.rest_after = (unsigned int)p11e_conf_get_u64(
+	    agent.conf, "agent", "rest-after", P11E_AGENT_REST_AFTER);
 	err = p11e_agent_serve(&agent);
 out:
 	if (lockfd >= 0)

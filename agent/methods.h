@@ -153,6 +153,9 @@ enum p11e_err p11e_method_admin_logout(
  */
 time_t p11e_agent_admin_tick(time_t now);
 
+/* An admin session (or its pending grid step) is held in memory. */
+bool p11e_agent_admin_busy(void);
+
 struct p11e_conf;
 struct p11e_cred;
 

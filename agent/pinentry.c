@@ -630,6 +630,12 @@ p11e_pinentry_ask(struct p11e_agent *agent, const struct p11e_cred *c)
 	return start(agent, c);
 }
 
+bool
+p11e_pinentry_busy(void)
+{
+	return d.pid > 0 || nqueue > 0;
+}
+
 int
 p11e_pinentry_fd(void)
 {

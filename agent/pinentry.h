@@ -27,6 +27,9 @@
  */
 bool p11e_pinentry_ask(struct p11e_agent *agent, const struct p11e_cred *c);
 
+/* A dialog is open or queued (the agent does not rest meanwhile). */
+bool p11e_pinentry_busy(void);
+
 /* The descriptor the poll loop watches for input (-1: no dialog). */
 int p11e_pinentry_fd(void);
 

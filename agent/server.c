@@ -5,8 +5,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,11 +20,13 @@
 #include <libudev.h>
 
 #include "agent/agent.h"
+#include "agent/http.h"
 #include "agent/methods.h"
 #include "agent/pinentry.h"
 #include "common/crashpoint.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "common/secret.h"
 
 /*
@@ -134,6 +139,32 @@ drain(int fd)
 }
 
 /*
+ * fd must be a listening Unix stream socket (from systemd, or our own
+ * handed back after a rest); made non-blocking and close-on-exec.
+ */
+static bool
+listener_ok(int fd)
+{
+	int type = 0, acc = 0, fl;
+	socklen_t len = sizeof(type);
+	struct sockaddr_un sa;
+	socklen_t salen = sizeof(sa);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc,
+		&(socklen_t){ sizeof(acc) }) != 0 ||
+	    !acc || getsockname(fd, (struct sockaddr *)&sa, &salen) != 0 ||
+	    sa.sun_family != AF_UNIX)
+		return false;
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+		return false;
+	return true;
+}
+
+/*
  * Socket activation (sd_listen_fds(3), without libsystemd): LISTEN_PID
  * names us and LISTEN_FDS is at least 1; the first passed fd (3) must be
  * a listening Unix stream socket.  Returns it, or -1 when none was
@@ -145,10 +176,6 @@ activated_socket(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	char want[32];
-	int type = 0, acc = 0, fl;
-	socklen_t len = sizeof(type);
-	struct sockaddr_un sa;
-	socklen_t salen = sizeof(sa);
 
 	if (pid == NULL || fds == NULL)
 		return -1;
@@ -162,20 +189,9 @@ activated_socket(void)
 		p11e_error("LISTEN_FDS=%.16s: no socket passed", fds);
 		return -2;
 	}
-	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
-	    type != SOCK_STREAM ||
-	    getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &acc,
-		&(socklen_t){ sizeof(acc) }) != 0 ||
-	    !acc || getsockname(3, (struct sockaddr *)&sa, &salen) != 0 ||
-	    sa.sun_family != AF_UNIX) {
+	if (!listener_ok(3)) {
 		p11e_error("fd 3 from systemd is not a listening Unix stream "
 			   "socket");
-		return -2;
-	}
-	if ((fl = fcntl(3, F_GETFL)) < 0 ||
-	    fcntl(3, F_SETFL, fl | O_NONBLOCK) != 0 ||
-	    fcntl(3, F_SETFD, FD_CLOEXEC) != 0) {
-		p11e_error("fd 3: %s", strerror(errno));
 		return -2;
 	}
 	return 3;
@@ -362,6 +378,186 @@ client_write(struct client *c)
 	}
 }
 
+/*
+ * Resting (doc/p11enrolld.8 "Resting"): after rest-after seconds with no
+ * connection, no PIN dialog, no administrator session and no credential
+ * waiting for its token, the agent execs p11enrolld-rest in its own
+ * process (same pid, for systemd and for status).  That program maps
+ * none of the TLS, PKCS#11 and JSON libraries and keeps only the
+ * listening socket, the lock and the next deadline; a connection, the
+ * deadline or the clock being set execs the agent again with --resume,
+ * which reads the journal as at any start.  What only memory holds comes
+ * through --resume (p11e_agent_resume_parse()).
+ */
+
+enum p11e_err
+p11e_agent_resume_parse(struct p11e_agent *agent, const char *spec)
+{
+	char buf[160], *f[6], *p = buf;
+	uint64_t lfd, lockfd, act, started, reported;
+	int64_t skew;
+	struct stat st;
+	size_t n = 0;
+
+	if (strlen(spec) >= sizeof(buf))
+		goto bad;
+	memcpy(buf, spec, strlen(spec) + 1);
+	while (n < 6) {
+		f[n++] = p;
+		if ((p = strchr(p, ',')) == NULL)
+			break;
+		*p++ = '\0';
+	}
+	if (n != 6 || p != NULL ||
+	    p11e_num_parse_u64(f[0], 3, 65535, &lfd) != P11E_OK ||
+	    p11e_num_parse_u64(f[1], 3, 65535, &lockfd) != P11E_OK ||
+	    lfd == lockfd || p11e_num_parse_u64(f[2], 0, 1, &act) != P11E_OK ||
+	    p11e_num_parse_u64(f[3], 0, INT64_MAX, &started) != P11E_OK ||
+	    p11e_num_parse_u64(f[4], 0, 1, &reported) != P11E_OK ||
+	    p11e_num_parse_i64(
+		f[5], -(INT64_C(1) << 40), INT64_C(1) << 40, &skew) != P11E_OK)
+		goto bad;
+	if (!listener_ok((int)lfd)) {
+		p11e_error("--resume: fd %d is not a listening Unix stream "
+			   "socket",
+		    (int)lfd);
+		return P11E_ERR_INVALID_PARAMETER;
+	}
+	/* the lock: a file of ours that this open file still holds */
+	if (fstat((int)lockfd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    flock((int)lockfd, LOCK_EX | LOCK_NB) != 0 ||
+	    fcntl((int)lockfd, F_SETFD, FD_CLOEXEC) != 0) {
+		p11e_error(
+		    "--resume: fd %d is not the agent's lock", (int)lockfd);
+		return P11E_ERR_INVALID_PARAMETER;
+	}
+	agent->resume_fd = (int)lfd;
+	agent->lock_fd = (int)lockfd;
+	agent->activated = (int)act;
+	agent->started = (time_t)started;
+	agent->reported = (int)reported;
+	p11e_http_restore_skew((long long)skew);
+	return P11E_OK;
+bad:
+	p11e_error("--resume=%.160s: not LISTEN-FD,LOCK-FD,ACTIVATED,STARTED,"
+		   "REPORTED,SKEW; this option is for the agent's own use",
+	    spec);
+	return P11E_ERR_INVALID_PARAMETER;
+}
+
+/* Nothing in memory that a rest would lose, and nothing soon. */
+static bool
+can_rest(const struct p11e_agent *agent, time_t deadline)
+{
+	int i;
+
+	if (agent->rest_after == 0 || agent->reschedule ||
+	    agent->token_waiting > 0 || p11e_pinentry_busy() ||
+	    p11e_agent_admin_busy())
+		return false;
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].fd >= 0)
+			return false;
+	}
+	return deadline == 0 || deadline > time(NULL) + 1;
+}
+
+/* The program to rest in: P11ENROLL_REST (absolute), else installed. */
+static const char *
+rest_program(void)
+{
+	const char *p = getenv("P11ENROLL_REST");
+
+	return p != NULL && p[0] == '/' ? p
+					: LIBEXECDIR
+	    "/p11enroll/p11enrolld-rest";
+}
+
+static void
+set_cloexec(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl >= 0)
+		(void)fcntl(
+		    fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
+}
+
+/*
+ * Execs the rest program; returns only if that failed (then the agent
+ * stays up and does not try again).
+ */
+static void
+rest(struct p11e_agent *agent, int lfd, time_t deadline)
+{
+	char self[4096], sock[4200], num[4][32], resume[192];
+	const char *prog = rest_program();
+	char *argv[64];
+	size_t n = 0, i;
+	ssize_t len;
+
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0 || (size_t)len >= sizeof(self) - 1) {
+		p11e_verbose("not resting: /proc/self/exe: %s",
+		    len < 0 ? strerror(errno) : "too long");
+		goto never;
+	}
+	self[len] = '\0';
+	if (len > 10 && strcmp(self + len - 10, " (deleted)") == 0) {
+		p11e_info("not resting: %s was replaced; restart the agent "
+			  "to run the new one",
+		    self);
+		goto never;
+	}
+	if (access(prog, X_OK) != 0) {
+		p11e_verbose("not resting: %s: %s", prog, strerror(errno));
+		goto never;
+	}
+	snprintf(num[0], sizeof(num[0]), "%d", lfd);
+	snprintf(num[1], sizeof(num[1]), "%lld", (long long)deadline);
+	snprintf(sock, sizeof(sock), "%s",
+	    agent->activated ? "-" : agent->socket_path);
+	snprintf(resume, sizeof(resume), "--resume=%d,%d,%d,%lld,%d,%lld", lfd,
+	    agent->lock_fd, agent->activated ? 1 : 0, (long long)agent->started,
+	    agent->reported ? 1 : 0, p11e_http_skew());
+	argv[n++] = (char *)prog;
+	argv[n++] = num[0];
+	argv[n++] = num[1];
+	argv[n++] = sock;
+	argv[n++] = self;
+	argv[n++] = resume;
+	for (i = 0; agent->args != NULL && agent->args[i] != NULL &&
+	     n < sizeof(argv) / sizeof(argv[0]) - 1;
+	     i++)
+		argv[n++] = agent->args[i];
+	argv[n] = NULL;
+	if (deadline != 0)
+		p11e_verbose("nothing to do: resting until %lld (%lld s)",
+		    (long long)deadline, (long long)(deadline - time(NULL)));
+	else
+		p11e_verbose("nothing to do: resting until a connection");
+	udev_close();
+	p11e_pinentry_stop();
+	set_cloexec(lfd, false);
+	set_cloexec(agent->lock_fd, false);
+	fflush(NULL);
+	execv(prog, argv);
+	p11e_error("cannot rest in %s: %s; staying up", prog, strerror(errno));
+	set_cloexec(lfd, true);
+	set_cloexec(agent->lock_fd, true);
+never:
+	agent->rest_after = 0;
+}
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int
 signal_fd(void)
 {
@@ -400,7 +596,8 @@ p11e_agent_serve(struct p11e_agent *agent)
 	struct signalfd_siginfo si;
 	uint64_t ticks;
 	time_t deadline = 0;
-	int lfd, sfd, tfd, ufd = -1, i, n;
+	int lfd, sfd, tfd, ufd = -1, i, n, timeout;
+	long long active = mono_ms(); /* the last event, for resting */
 	enum p11e_err err = P11E_OK;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -415,8 +612,14 @@ p11e_agent_serve(struct p11e_agent *agent)
 		close(sfd);
 		return P11E_ERR_SYSTEM;
 	}
-	lfd = activated_socket();
-	if (lfd >= 0) {
+	if (agent->resume_fd >= 0) {
+		lfd = agent->resume_fd;
+		p11e_debug(P11E_DEBUG_AGENT, "back from a rest");
+	} else
+		lfd = activated_socket();
+	if (agent->resume_fd >= 0) {
+		/* as it was */
+	} else if (lfd >= 0) {
 		agent->activated = 1;
 		p11e_info("listening on the socket systemd passed (%s)",
 		    agent->socket_path);
@@ -472,7 +675,21 @@ p11e_agent_serve(struct p11e_agent *agent)
 		 * the timer of the next deadline (none while nothing is
 		 * due) wakes us.
 		 */
-		n = poll(pfd, 5 + MAX_CLIENTS, p11e_pinentry_timeout_ms());
+		timeout = p11e_pinentry_timeout_ms();
+		if (can_rest(agent, deadline)) {
+			long long left = active +
+			    (long long)agent->rest_after * 1000 - mono_ms();
+
+			if (left <= 0) {
+				rest(agent, lfd, deadline);
+				continue;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		n = poll(pfd, 5 + MAX_CLIENTS, timeout);
+		if (n > 0)
+			active = mono_ms();
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

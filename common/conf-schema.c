@@ -20,6 +20,10 @@ const struct p11e_conf_key p11e_agent_schema[] = {
 	    NULL,
 	    "a server Date further off than this corrects the schedule "
 	    "(default 5m)" },
+	{ "agent", "rest-after", P11E_CONF_DURATION, 0, 86400, NULL,
+	    "with nothing to do for this long the agent rests in a small "
+	    "process until the next deadline or connection; 0: never "
+	    "(default 1m)" },
 	{ "agent", "pinentry", P11E_CONF_WORD_OR_PATH, 0, 0, "auto|no",
 	    "the PIN dialog of background renewals: auto (pinentry on PATH "
 	    "when there is a display or a pinentry-tty), no, or a program" },

@@ -3,8 +3,8 @@
 # The agent under socket activation (systemd/p11enrolld.socket): with
 # systemd-socket-activate holding $XDG_RUNTIME_DIR/p11enroll/agent.sock,
 # the first connection starts p11enrolld with LISTEN_FDS=1 / LISTEN_PID;
-# it serves on fd 3 (p11enroll status through it), leaves systemd's
-# socket in place when it stops, and ignores LISTEN_* meant for another
+# it serves on fd 3 (p11enroll status through it), rests on it and
+# leaves systemd's socket in place when it stops at rest, and ignores LISTEN_* meant for another
 # process.  The units pass systemd-analyze verify where it can run.
 
 . "$top_srcdir/tests/lib/tap.sh"
@@ -13,15 +13,18 @@
 command -v systemd-socket-activate >/dev/null 2>&1 ||
     tap_skip_all "systemd-socket-activate not installed (Debian package systemd)"
 
-tap_plan 8
+tap_plan 9
 
 tap_tmpdir T
 agent_env "$T"
 mkdir -p -m 0700 "$XDG_RUNTIME_DIR/p11enroll"
 SOCK=$XDG_RUNTIME_DIR/p11enroll/agent.sock
+# it rests soon: stopped at rest, systemd's socket stays too
+printf '[agent]\nrest-after = 1s\n' >"$P11ENROLL_CONF"
 # it passes no environment but what -E names (a user manager sets these)
 systemd-socket-activate -E XDG_RUNTIME_DIR -E XDG_STATE_HOME -E HOME \
-    -E P11ENROLL_CONF -l "$SOCK" "$P11ENROLLD" 2>"$T/sa.log" &
+    -E P11ENROLL_CONF -E P11ENROLL_REST -l "$SOCK" "$P11ENROLLD" \
+    2>"$T/sa.log" &
 sa=$!
 tap_at_exit "kill $sa 2>/dev/null"
 i=0
@@ -41,6 +44,13 @@ tap_check "the agent serves fd 3 (it says so)" \
     grep -q 'listening on the socket systemd passed' "$T/sa.log"
 tap_check "a second call reaches the same agent" \
     test "$(agent_pid)" = "$pid"
+i=0
+while [ "$(cat /proc/$pid/comm)" != p11enrolld-rest ] && [ $i -lt 300 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+tap_check "it rests on systemd's socket" \
+    test "$(cat /proc/$pid/comm)" = p11enrolld-rest
 kill "$pid"
 i=0
 while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do

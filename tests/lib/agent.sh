@@ -3,7 +3,8 @@
 # environment (sourced after tap.sh).
 #
 #   agent_env DIR     XDG_RUNTIME_DIR, XDG_STATE_HOME, HOME and
-#                     P11ENROLL_CONF under DIR; P11ENROLL_AGENT set
+#                     P11ENROLL_CONF under DIR; P11ENROLL_AGENT and
+#                     P11ENROLL_REST (the program the agent rests in) set
 #   agent_pid         pid of the running agent (from its lock holder), or ""
 #   agent_stop        stops the agent of the current environment, if any
 #   P11ENROLL, P11ENROLLD   the programs
@@ -25,8 +26,9 @@ agent_env()
 	HOME=$1/home
 	P11ENROLL_CONF=$1/etc/p11enroll.conf
 	P11ENROLL_AGENT=$P11ENROLLD
+	P11ENROLL_REST=${P11ENROLLD%/*}/p11enrolld-rest
 	export XDG_RUNTIME_DIR XDG_STATE_HOME HOME P11ENROLL_CONF \
-	    P11ENROLL_AGENT
+	    P11ENROLL_AGENT P11ENROLL_REST
 	# each test stops the agent it started
 	tap_at_exit "XDG_RUNTIME_DIR='$1/run'; agent_stop"
 }

@@ -3,7 +3,8 @@
 # An idle agent (issue 7): p11enrolld tracking 1,100 credentials, none due
 # for months (records written by tests/tools/agent-idle.py in the
 # journal's format), makes no wake-up in 5 s (no context switch, no
-# scheduler run, from /proc); the scheduler's index holds all 1,100 (more
+# scheduler run, from /proc), up or at rest in p11enrolld-rest (which a
+# call wakes); the scheduler's index holds all 1,100 (more
 # than the 1,024 a directory listing once stopped at); a record changed
 # while the agent was away is read again at the restart despite the
 # index.  Figures: bench/agent-idle.sh.
@@ -14,7 +15,7 @@
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 not installed"
 [ -r /proc/self/schedstat ] || tap_skip_all "no /proc/PID/schedstat"
 
-tap_plan 4
+tap_plan 5
 
 tap_tmpdir T
 agent_env "$T"
@@ -31,6 +32,17 @@ tap_check "no wake-up in 5 s (no context switch, no scheduler run)" \
     test "$(get voluntary_ctxt_switches)/$(get nonvoluntary_ctxt_switches)/$(get schedstat_runs)" = 0/0/0
 tap_check "the scheduler's index lists the 1,100" \
     test "$(($(wc -l <"$XDG_STATE_HOME/p11enroll/schedule.idx") - 1))" = 1100
+
+# at rest (p11enrolld-rest): no wake-up either, and it wakes for a call
+printf '[agent]\nrest-after = 1s\n' >"$P11ENROLL_CONF"
+$tool rest "$P11ENROLLD" 5 >"$T/rest.txt" 2>&1
+cat "$T/rest.txt" >&2
+rm -f "$P11ENROLL_CONF"
+tap_check "at rest: no wake-up in 5 s, and 5 calls answered" sh -c \
+    "grep -q '^wake_ms ' '$T/rest.txt' &&
+     grep -q '^voluntary_ctxt_switches 0$' '$T/rest.txt' &&
+     grep -q '^nonvoluntary_ctxt_switches 0$' '$T/rest.txt' &&
+     grep -q '^schedstat_runs 0$' '$T/rest.txt'"
 
 
 # a record changed behind the index's back is read again: it expires

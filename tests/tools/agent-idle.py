@@ -13,6 +13,11 @@
       schedule done), then watches it idle for SECONDS: VmRSS, VmHWM and
       the context switches from /proc/PID/status, wake-ups from
       /proc/PID/schedstat; prints one "key value" a line and stops it
+  agent-idle.py rest AGENT SECONDS
+      the same once the agent rests (its configuration must have a short
+      [agent] rest-after): waits until it is p11enrolld-rest, watches it
+      for SECONDS, then times 5 wake-ups by a GetInfo call (connect to
+      answer; each after it rested again): wake_ms is their median
 """
 import base64, json, os, secrets, signal, socket, subprocess, sys, time
 
@@ -68,7 +73,21 @@ def call(sock_path):
     return buf
 
 
-def run(agent, seconds):
+def comm(pid):
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
+def wait_rest(pid):
+    end = time.monotonic() + 60
+    while comm(pid) != "p11enrolld-rest":
+        if time.monotonic() > end:
+            print("error the agent did not rest", flush=True)
+            sys.exit(1)
+        time.sleep(0.05)
+
+
+def run(agent, seconds, rest=False):
     sock = os.path.join(os.environ["XDG_RUNTIME_DIR"], "p11enroll", "agent.sock")
     t0 = time.monotonic()
     p = subprocess.Popen([agent], stderr=open(os.devnull, "w"))
@@ -84,6 +103,9 @@ def run(agent, seconds):
     t1 = time.monotonic()
     try:
         time.sleep(1)  # the reply and the connection's end settle
+        if rest:
+            wait_rest(p.pid)
+            time.sleep(0.5)
         a = status(p.pid)
         time.sleep(seconds)
         b = status(p.pid)
@@ -94,6 +116,14 @@ def run(agent, seconds):
         for k in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches",
                   "schedstat_runs"):
             print("%s %d" % (k, int(b[k]) - int(a[k])))
+        if rest:
+            wake = []
+            for _ in range(5):
+                wait_rest(p.pid)
+                t = time.monotonic()
+                call(sock)
+                wake.append((time.monotonic() - t) * 1000)
+            print("wake_ms %.1f" % sorted(wake)[2])
         sys.stdout.flush()
     finally:
         # the agent never outlives the measure
@@ -106,5 +136,7 @@ if __name__ == "__main__":
         fill(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "run":
         run(sys.argv[2], float(sys.argv[3]))
+    elif sys.argv[1] == "rest":
+        run(sys.argv[2], float(sys.argv[3]), rest=True)
     else:
-        sys.exit("usage: agent-idle.py fill DIR N | run AGENT SECONDS")
+        sys.exit("usage: agent-idle.py fill DIR N | run|rest AGENT SECONDS")

@@ -23,8 +23,12 @@
 
 /*
  * The only includer of curl (STYLE "Layout").  One easy handle per
- * request: the agent makes a handful of requests per enrollment, and a
- * fresh handle cannot carry a connection or state across services.
+ * struct p11e_http (one service, made for one method call or one
+ * administrator's session and freed at its end): the requests it makes
+ * (the CA certificates, the session, the certificate request) go over
+ * one kept-alive connection, as a browser's would, and nothing is carried
+ * across services.  A connection made without the TLS client key is not
+ * reused once the key is set (p11e_http_set_client_key()).
  */
 
 #define URL_MAX 2048
@@ -40,6 +44,7 @@ struct p11e_http {
 	const char *method; /* "DELETE" for the next request, else NULL */
 	char *basic_user; /* HTTP Basic for simpleenroll (admin code) */
 	const struct p11e_secret *basic_pass; /* borrowed */
+	CURL *curl; /* the handle of the requests so far, and its connection */
 };
 
 struct response {
@@ -113,6 +118,9 @@ p11e_http_free(struct p11e_http *h)
 {
 	if (h == NULL)
 		return;
+	/* its connection first: it holds the TLS client key */
+	if (h->curl != NULL)
+		curl_easy_cleanup(h->curl);
 	free(h->url);
 	free(h->server_pin);
 	free(h->ca_file);
@@ -145,6 +153,10 @@ p11e_http_set_client_key(
 {
 	p11e_return_val_if_fail(
 	    key != NULL && cert != NULL, P11E_ERR_INVALID_PARAMETER);
+	/* the next request authenticates on a new connection */
+	if (h->curl != NULL)
+		curl_easy_cleanup(h->curl);
+	h->curl = NULL;
 	EVP_PKEY_free(h->client_key);
 	X509_free(h->client_cert);
 	sk_X509_pop_free(h->client_chain, X509_free);
@@ -341,8 +353,13 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", h->url, path) >=
 	    sizeof(url))
 		return P11E_ERR_TOO_LARGE;
-	if ((c = curl_easy_init()) == NULL)
+	/* the handle of the earlier requests: its options go, its
+	 * connection stays for this one */
+	if ((c = h->curl) != NULL)
+		curl_easy_reset(c);
+	else if ((c = curl_easy_init()) == NULL)
 		return P11E_ERR_NOMEM;
+	h->curl = NULL;
 	/* Expect: 100-continue is not for these small bodies */
 	headers = curl_slist_append(NULL, "Expect:");
 	if (ctype != NULL && headers != NULL) {
@@ -454,8 +471,16 @@ perform(struct p11e_http *h, const char *path, const char *ctype,
 	}
 out:
 	curl_slist_free_all(headers);
-	if (c != NULL)
+	/*
+	 * Kept for the next request of h (curl closes a connection it cannot
+	 * reuse), without the options that point into this call.
+	 */
+	if (c != NULL && err == P11E_OK) {
+		curl_easy_reset(c);
+		h->curl = c;
+	} else if (c != NULL) {
 		curl_easy_cleanup(c);
+	}
 	return err;
 }
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,53 @@ p11e_ckr_err(struct p11e_token *tok, const char *fn, CK_RV rv)
 
 /* ---- context ----------------------------------------------------------- */
 
+struct mapped {
+	char *names[256];
+	size_t n;
+};
+
+static int
+mapped_one(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct mapped *m = data;
+
+	(void)size;
+	if (info->dlpi_name != NULL && info->dlpi_name[0] == '/' &&
+	    m->n < sizeof(m->names) / sizeof(m->names[0]) &&
+	    (m->names[m->n] = strdup(info->dlpi_name)) != NULL)
+		m->n++;
+	return 0;
+}
+
+/*
+ * Once per process, after the first module load: the libraries then
+ * mapped (the modules and what they link) stay mapped when p11-kit
+ * releases the modules.  Each p11e_p11_new() still initializes every
+ * module afresh and p11e_p11_free() finalizes it (a new token shows, no
+ * login or session survives), but the dynamic linking of the modules,
+ * most of a load, is done once (doc/benchmarks.md).
+ */
+static void
+keep_mapped(void)
+{
+	static bool done;
+	struct mapped m = { { NULL }, 0 };
+	void *h;
+	size_t i;
+
+	if (done)
+		return;
+	done = true;
+	/* dlopen() is not for inside dl_iterate_phdr()'s callback */
+	(void)dl_iterate_phdr(mapped_one, &m);
+	for (i = 0; i < m.n; i++) {
+		h = dlopen(m.names[i], RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+		if (h != NULL)
+			(void)dlclose(h);
+		free(m.names[i]);
+	}
+}
+
 enum p11e_err
 p11e_p11_new(struct p11e_p11 **out)
 {
@@ -193,6 +242,7 @@ p11e_p11_new(struct p11e_p11 **out)
 		free(p11);
 		return P11E_ERR_TOKEN;
 	}
+	keep_mapped();
 	*out = p11;
 	return P11E_OK;
 }

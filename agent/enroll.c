@@ -170,6 +170,21 @@ p11e_agent_service_http(struct p11e_agent *agent, const char *name,
 	return service_open(agent, name, out, detail);
 }
 
+/* Whether path holds exactly text (an invitation used again). */
+static bool
+same_file(const char *path, const char *text, size_t len)
+{
+	char have[4097];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return false;
+	n = read(fd, have, sizeof(have));
+	close(fd);
+	return n == (ssize_t)len && memcmp(have, text, len) == 0;
+}
+
 /* AddService: a user-level service in STATE/services.d/NAME.conf. */
 enum p11e_err
 p11e_method_add_service(
@@ -265,6 +280,12 @@ p11e_method_add_service(
 	}
 	snprintf(path, sizeof(path), "%s/%s.conf", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.conf.tmp", dir, name);
+	if (same_file(path, text, (size_t)n)) {
+		/* written and synced before: no second write and sync */
+		*result = json_pack("{s:s, s:s}", "name", name, "file", path);
+		err = *result ? P11E_OK : P11E_ERR_NOMEM;
+		goto out;
+	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 ||
 	    close(fd) != 0 || rename(tmp, path) != 0) {

@@ -31,7 +31,7 @@ PIN=1234
 softhsm_setup bench-0 "$PIN" 12345678 >/dev/null
 en_ra_start || { cat "$T/ra.log" >&2; exit 1; }
 
-now_ms() { date +%s%N | cut -c1-13; }
+now_ns() { date +%s%N; }
 stats()
 {
 	sort -n "$2" | awk -v name="$1" '{ v[NR] = $1 }
@@ -53,11 +53,16 @@ while [ $i -lt "$N" ]; do
 	u=B$(printf '%04d' $i)
 	new_token "e-$i"
 	en_user "$u"
-	s=$(now_ms)
-	en_enroll "$u" "pkcs11:token=e-$i" >"$T/out" 2>&1 ||
+	# the input (the one-time password: oathtool) before the clock
+	# starts, as the floor's: only the command is timed
+	printf '%s\n%s\n%s\n' "$PIN" "$PW" "$(en_otp "$u")" >"$T/in"
+	s=$(now_ns)
+	"$P11ENROLL" enroll --invitation "$T/$u.inv" --token \
+	    "pkcs11:token=e-$i" --secrets-stdin <"$T/in" >"$T/out" 2>&1 ||
 	    { cat "$T/out" >&2; exit 1; }
-	e=$(now_ms)
-	echo $((e - s)) >>"$T/s/total"
+	e=$(now_ns)
+	awk -v s="$s" -v e="$e" 'BEGIN { printf "%.1f\n", (e - s) / 1e6 }' \
+	    >>"$T/s/total"
 	sed -n 's/^  \(.*[a-z]\)  *\([0-9.]*\) ms$/\1|\2/p' "$T/out" |
 	    while IFS='|' read -r step ms; do
 		echo "$ms" >>"$T/s/step-$(echo "$step" | tr ' ' '_')"

@@ -8,7 +8,9 @@
 # backdate = 170 s: the window opens 5 s after issuance, two thirds of the
 # lifetime are past 10 s after it — 5 s clear of the second-rounded skew —
 # and expiry 100 s after it, room for a loaded machine), not an hour later
-# as its own clock would say.  A second agent with clock-skew-limit = 2h
+# as its own clock would say — also when the agent rested in between
+# (rest-after = 1 s: the skew goes through the rest with it).  A second
+# agent with clock-skew-limit = 2h
 # takes its clock as right: no warning, and the renewal not yet due.
 
 . "$top_srcdir/tests/lib/tap.sh"
@@ -21,7 +23,7 @@
 cred_require faketime
 faketime -f -1h date >/dev/null 2>&1 || tap_skip_all "faketime does not work here"
 
-tap_plan 8
+tap_plan 9
 
 cred_setup p11e-clock 'Pin-Clock-7d21a9' \
     "[policy]" "validity = 270" "renew-before = 95" "backdate = 170"
@@ -34,6 +36,8 @@ url = $URL
 server-pin = $SPIN
 token = $TOK?pin-source=file:$T/pin
 grace-period = 5
+[agent]
+rest-after = 1s
 EOF2
 
 C1=$(cred_enroll S0001 ra "$TOK")
@@ -51,11 +55,20 @@ tap_check "the next action is the server's window, not an hour later" \
 cred_ra_restart "[policy]" "validity = 3600" "renew-before = 95" \
     "backdate = 50" || tap_bail "serve did not restart"
 
+# the record, not the agent, is watched: the agent rests meanwhile, and
+# the skew it carries through the rest sets the deadline that wakes it
+REC=$XDG_STATE_HOME/p11enroll/credentials/$C1.json
+rec_serial() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["serial"])' "$REC" 2>/dev/null; }
+apid=$(agent_pid)
+rested=0
 end=$(($(date +%s) + 60))
-while [ "$(cred_field "$C1" serial)" = "$SER1" ] &&
-    [ "$(date +%s)" -lt $end ]; do
-	sleep 0.5
+while [ "$(rec_serial)" = "$SER1" ] && [ "$(date +%s)" -lt $end ]; do
+	[ "$(cat "/proc/$apid/comm" 2>/dev/null)" != p11enrolld-rest ] ||
+	    rested=1
+	sleep 0.2
 done
+tap_check "the agent rested before the renewal (p11enrolld-rest)" \
+    test $rested = 1
 SER2=$(cred_field "$C1" serial)
 tap_check "renewed by itself within a minute (not an hour later)" \
     test -n "$SER2" -a "$SER2" != "$SER1"

@@ -168,7 +168,7 @@ p11e_agent_dispatch(struct p11e_agent *agent, const unsigned char *req,
 {
 	char detail[P11E_DETAIL_MAX] = "";
 	json_t *msg = NULL, *result = NULL, *out = NULL;
-	enum p11e_err err, rerr;
+	enum p11e_err err, rerr = P11E_OK;
 
 	if ((err = p11e_ipc_decode(req, len, &msg)) != P11E_OK)
 		snprintf(detail, sizeof(detail),
@@ -182,7 +182,20 @@ p11e_agent_dispatch(struct p11e_agent *agent, const unsigned char *req,
 	} else {
 		out = p11e_ipc_error_new(err, detail[0] ? detail : NULL);
 	}
-	if (out == NULL || (rerr = p11e_ipc_encode(out, reply)) != P11E_OK) {
+	if (out != NULL &&
+	    (rerr = p11e_ipc_encode(out, reply)) == P11E_ERR_TOO_LARGE) {
+		p11e_error("the reply to a call is over %d bytes: not sent",
+		    P11E_IPC_MAX_REPLY);
+		json_decref(out);
+		err = P11E_ERR_TOO_LARGE;
+		out = p11e_ipc_error_new(err,
+		    "the reply would be larger than the agent sends "
+		    "(16 MiB)");
+		p11e_buf_reset(reply);
+		if (out != NULL)
+			rerr = p11e_ipc_encode(out, reply);
+	}
+	if (out == NULL || rerr != P11E_OK) {
 		/* the smallest reply that needs no allocation */
 		static const char nomem[] = "{\"error\":\"NoMemory\","
 					    "\"parameters\":{\"code\":1}}";

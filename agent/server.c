@@ -290,7 +290,7 @@ accept_client(int lfd)
 	clients[i].pid = cred.pid;
 	clients[i].closing = 0;
 	p11e_buf_init_wiped(&clients[i].in, P11E_IPC_MAX_FRAME);
-	p11e_buf_init_wiped(&clients[i].out, 4 * P11E_IPC_MAX_FRAME);
+	p11e_buf_init_wiped(&clients[i].out, 2 * P11E_IPC_MAX_REPLY);
 	p11e_debug(P11E_DEBUG_IPC, "connection from pid %d", (int)cred.pid);
 }
 
@@ -305,7 +305,7 @@ handle_frames(struct p11e_agent *agent, struct client *c)
 	while (!c->closing && c->in.len > 0 &&
 	    (nul = memchr(c->in.data, '\0', c->in.len)) != NULL) {
 		flen = (size_t)(nul - c->in.data);
-		p11e_buf_init_wiped(&reply, P11E_IPC_MAX_FRAME);
+		p11e_buf_init_wiped(&reply, P11E_IPC_MAX_REPLY);
 		(void)p11e_agent_dispatch(agent, c->in.data, flen, &reply);
 		p11e_buf_consume(&c->in, flen + 1);
 		p11e_crashpoint("agent-before-reply");

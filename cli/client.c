@@ -184,7 +184,7 @@ p11e_cli_call(int fd, const char *method, json_t *params, json_t **result,
 
 	*result = NULL;
 	*detail = NULL;
-	p11e_buf_init_wiped(&in, P11E_IPC_MAX_FRAME);
+	p11e_buf_init_wiped(&in, P11E_IPC_MAX_REPLY);
 	call = p11e_ipc_call_new(method, params);
 	if (call == NULL) {
 		err = P11E_ERR_NOMEM;

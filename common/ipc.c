@@ -45,24 +45,28 @@ p11e_ipc_decode(const unsigned char *data, size_t len, json_t **msg)
 enum p11e_err
 p11e_ipc_encode(json_t *msg, struct p11e_buf *out)
 {
-	char text[P11E_IPC_MAX_FRAME];
 	enum p11e_err err;
-	size_t len;
+	size_t len, room;
+	char *text;
 
 	p11e_return_val_if_fail(
 	    json_is_object(msg), P11E_ERR_INVALID_PARAMETER);
-	/* into our own (wiped) storage, not jansson's allocator */
-	len = json_dumpb(msg, text, sizeof(text), JSON_COMPACT);
+	len = json_dumpb(msg, NULL, 0, JSON_COMPACT);
 	if (len == 0)
 		return P11E_ERR_NOMEM;
-	if (len >= sizeof(text)) {
-		err = P11E_ERR_TOO_LARGE;
-		len = sizeof(text);
+	room = out->max - out->len;
+	if (len >= room)
+		return P11E_ERR_TOO_LARGE;
+	/* into our own (wiped) storage, not jansson's allocator */
+	if ((text = p11e_wipe_malloc(len + 1)) == NULL)
+		return P11E_ERR_NOMEM;
+	if (json_dumpb(msg, text, len, JSON_COMPACT) != len) {
+		err = P11E_ERR_NOMEM;
 	} else {
 		text[len] = '\0';
 		err = p11e_buf_append(out, text, len + 1);
 	}
-	p11e_wipe(text, len);
+	p11e_wipe_free(text);
 	return err;
 }
 
@@ -76,8 +80,7 @@ p11e_ipc_take_frame(struct p11e_buf *in, json_t **msg)
 	*msg = NULL;
 	nul = in->len ? memchr(in->data, '\0', in->len) : NULL;
 	if (nul == NULL)
-		return in->len >= P11E_IPC_MAX_FRAME ? P11E_ERR_TOO_LARGE
-						     : P11E_OK;
+		return in->len >= in->max ? P11E_ERR_TOO_LARGE : P11E_OK;
 	flen = (size_t)(nul - in->data);
 	err = p11e_ipc_decode(in->data, flen, msg);
 	p11e_buf_consume(in, flen + 1);
@@ -98,7 +101,7 @@ p11e_ipc_recv(int fd, struct p11e_buf *in, json_t **msg)
 		    *msg != NULL)
 			break;
 		/* never read past the frame limit */
-		room = P11E_IPC_MAX_FRAME - in->len;
+		room = in->max - in->len;
 		n = recv(
 		    fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk), 0);
 		if (n < 0 && errno == EINTR)

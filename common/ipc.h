@@ -11,14 +11,17 @@
 
 /*
  * Message framing for the agent socket (doc/ipc.md): one JSON object per
- * message, terminated by a NUL byte, at most P11E_IPC_MAX_FRAME bytes
- * including the NUL.  Calls are {"method": M, "parameters": {...}};
+ * message, terminated by a NUL byte.  A call is at most
+ * P11E_IPC_MAX_FRAME bytes including the NUL, a reply at most
+ * P11E_IPC_MAX_REPLY (a status of thousands of credentials); the limit
+ * of a frame is the max of the buffer it is encoded into or read into.  Calls are {"method": M, "parameters": {...}};
  * replies are {"parameters": {...}} or {"error": NAME, "parameters":
  * {"code": N, "message": TEXT}} where NAME and N come from enum p11e_err.
  * Buffers that held a message are wiped: messages may carry secrets.
  */
 
 #define P11E_IPC_MAX_FRAME (64 * 1024)
+#define P11E_IPC_MAX_REPLY (16 * 1024 * 1024)
 
 /*
  * Makes jansson allocate through a wiping allocator, so every string it
@@ -37,7 +40,7 @@ p11e_ipc_decode(const unsigned char *data, size_t len, json_t **msg);
 
 /*
  * Serialises msg and appends it plus the terminating NUL to out.
- * P11E_ERR_TOO_LARGE if the frame would pass P11E_IPC_MAX_FRAME.
+ * P11E_ERR_TOO_LARGE if the frame would not fit in out's max.
  */
 enum p11e_err p11e_ipc_encode(json_t *msg, struct p11e_buf *out);
 
@@ -46,14 +49,15 @@ enum p11e_err p11e_ipc_encode(json_t *msg, struct p11e_buf *out);
  * it and removes it from in.  Returns P11E_OK with *msg set, or P11E_OK
  * with *msg NULL when no complete frame is buffered yet (read more);
  * P11E_ERR_PROTOCOL for a frame that is not a JSON object (the frame is
- * consumed); P11E_ERR_TOO_LARGE when in holds P11E_IPC_MAX_FRAME bytes
- * without a NUL.
+ * consumed); P11E_ERR_TOO_LARGE when in holds its max in bytes without
+ * a NUL.
  */
 enum p11e_err p11e_ipc_take_frame(struct p11e_buf *in, json_t **msg);
 
 /*
  * Blocking receive of one message on fd, buffering extra bytes in in
- * (initialise it with p11e_buf_init_wiped(in, P11E_IPC_MAX_FRAME)).
+ * (initialise it with p11e_buf_init_wiped(in, LIMIT): P11E_IPC_MAX_FRAME
+ * for calls, P11E_IPC_MAX_REPLY for replies).
  * P11E_ERR_CONNECTION_CLOSED on end of stream, P11E_ERR_TIMEOUT when a
  * receive timeout set on fd expires, P11E_ERR_SYSTEM for other errors.
  */

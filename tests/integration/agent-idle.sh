@@ -15,7 +15,7 @@
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 not installed"
 [ -r /proc/self/schedstat ] || tap_skip_all "no /proc/PID/schedstat"
 
-tap_plan 5
+tap_plan 6
 
 tap_tmpdir T
 agent_env "$T"
@@ -68,4 +68,9 @@ until [ "$(state)" = EXPIRED ]; do
 done
 tap_check "a record changed while the agent was away is read again (EXPIRED)" \
     test "$(state)" = EXPIRED
+# 1,100 credentials are more than a call's 64 KiB: a reply may be more
+"$P11ENROLL" --no-autostart --json status >"$T/status.json" 2>"$T/status.err"
+cat "$T/status.err" >&2
+tap_check "status lists all 1,100 (a reply of $(wc -c <"$T/status.json") bytes)" \
+    test "$(grep -c '"credential": "c-' "$T/status.json")" = 1100
 tap_done

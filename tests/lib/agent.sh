@@ -37,7 +37,7 @@ agent_pid()
 {
 	ap=$("$P11ENROLL" --no-autostart --json status 2>/dev/null |
 	    sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p')
-	# status needs the credentials too (too many for one reply: none)
+	# status needs the credentials too (a reply over 16 MiB: none)
 	[ -n "$ap" ] || ap=$(LC_ALL=C "$P11ENROLL" --no-autostart --version \
 	    2>/dev/null | sed -n 's/.*(running, pid \([0-9]*\)).*/\1/p')
 	echo "$ap"

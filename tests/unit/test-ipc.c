@@ -118,6 +118,41 @@ test_size_cap(void **state)
 	p11e_buf_clear(&buf);
 }
 
+/* A reply may pass the call limit up to P11E_IPC_MAX_REPLY. */
+static void
+test_reply_cap(void **state)
+{
+	struct p11e_buf buf;
+	json_t *msg = NULL, *big, *list;
+	size_t i, n = 3 * P11E_IPC_MAX_FRAME / 64;
+
+	(void)state;
+	list = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(list,
+		    json_string("0123456789abcdef0123456789abcdef0123456789a"));
+	big = json_pack("{s:{s:o}}", "parameters", "credentials", list);
+	/* over the call limit ... */
+	p11e_buf_init_wiped(&buf, P11E_IPC_MAX_FRAME);
+	assert_int_equal(p11e_ipc_encode(big, &buf), P11E_ERR_TOO_LARGE);
+	assert_int_equal(buf.len, 0);
+	p11e_buf_clear(&buf);
+	/* ... within the reply limit, and read back whole */
+	p11e_buf_init_wiped(&buf, P11E_IPC_MAX_REPLY);
+	assert_int_equal(p11e_ipc_encode(big, &buf), P11E_OK);
+	assert_true(buf.len > P11E_IPC_MAX_FRAME);
+	assert_int_equal(p11e_ipc_take_frame(&buf, &msg), P11E_OK);
+	assert_non_null(msg);
+	assert_int_equal(
+	    json_array_size(json_object_get(
+		json_object_get(msg, "parameters"), "credentials")),
+	    n);
+	assert_int_equal(buf.len, 0);
+	json_decref(msg);
+	json_decref(big);
+	p11e_buf_clear(&buf);
+}
+
 static void
 test_error_reply(void **state)
 {
@@ -185,6 +220,7 @@ main(void)
 		cmocka_unit_test(test_partial_and_two_frames),
 		cmocka_unit_test(test_bad_frames),
 		cmocka_unit_test(test_size_cap),
+		cmocka_unit_test(test_reply_cap),
 		cmocka_unit_test(test_error_reply),
 		cmocka_unit_test(test_socket),
 	};

@@ -894,58 +894,15 @@ out:
 	return err;
 }
 
-/*
- * ISSUED → INSTALLED: the token write (idempotent) and the proof, on the
- * caller's session s (opened on uri when it is not yet; closed here).
- */
-static enum p11e_err
-install(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
-    const char *uri, const struct p11e_secret *pin, bool final_try,
-    struct steps *st, char *detail)
-{
-	enum p11e_err err;
-	char label[128];
-	bool added;
-	size_t i;
-
-	snprintf(label, sizeof(label), "p11enroll %s", c->service);
-	if ((err = session_need(s, uri, pin, final_try, detail)) != P11E_OK)
-		return err;
-	if ((err = p11e_token_store_cert(s->tok, c->id, c->idlen, c->cert.data,
-		 c->cert.len, label)) != P11E_OK)
-		goto fail;
-	for (i = 0; i < c->nchain; i++) {
-		if ((err = p11e_token_store_ca(s->tok, c->chain[i].data,
-			 c->chain[i].len, &added)) != P11E_OK)
-			goto fail;
-	}
-	p11e_crashpoint("enroll-after-token-write");
-	step_done(st, "token write");
-	if ((err = p11e_token_verify_pair(s->tok, c->id, c->idlen)) != P11E_OK)
-		goto fail;
-	/* the login ends before the record says INSTALLED */
-	p11e_session_close(s);
-	step_done(st, "pair verified");
-	c->state = P11E_CRED_INSTALLED;
-	c->wait = P11E_WAIT_NONE;
-	c->next_action = 0;
-	c->last_err = P11E_OK;
-	c->last_error[0] = '\0';
-	if ((err = p11e_journal_save(agent->state_dir, c)) != P11E_OK)
-		snprintf(detail, P11E_DETAIL_MAX,
-		    "the certificate is on the token but the record could not "
-		    "be saved");
-	return err;
-fail:
-	err = p11e_session_fail(s, err, detail);
-	p11e_session_close(s);
-	return err;
-}
-
 /* The records an enrollment replaces (retire_replaced). */
 struct replaced {
 	const struct p11e_cred *by;
-	char names[16][P11E_CRED_NAME_MAX + 1];
+	struct {
+		char name[P11E_CRED_NAME_MAX + 1];
+		char token_serial[17];
+		unsigned char id[P11E_ID_MAX];
+		size_t idlen;
+	} old[16];
 	size_t n;
 };
 
@@ -957,7 +914,7 @@ replaced_cb(void *data, const char *name, const struct p11e_cred *c,
 
 	(void)problem;
 	if (c == NULL || strcmp(name, r->by->name) == 0 ||
-	    r->n == sizeof(r->names) / sizeof(r->names[0]) ||
+	    r->n == sizeof(r->old) / sizeof(r->old[0]) ||
 	    strcmp(c->service, r->by->service) != 0 ||
 	    strcmp(c->contract_id, r->by->contract_id) != 0 ||
 	    strcmp(c->user_id, r->by->user_id) != 0)
@@ -980,31 +937,137 @@ replaced_cb(void *data, const char *name, const struct p11e_cred *c,
 	case P11E_CRED_RENEW_ISSUED:
 		return;
 	}
-	snprintf(r->names[r->n++], sizeof(r->names[0]), "%s", name);
+	snprintf(r->old[r->n].name, sizeof(r->old[0].name), "%s", name);
+	snprintf(r->old[r->n].token_serial, sizeof(r->old[0].token_serial),
+	    "%s", c->token_serial);
+	memcpy(r->old[r->n].id, c->id, c->idlen);
+	r->old[r->n].idlen = c->idlen;
+	r->n++;
+}
+
+/*
+ * The pair of a replaced record, if it is on the token of the session
+ * (logged in, the new pair verified on it) under another CKA_ID: removed.
+ * A pair on another token stays, and the log says where.
+ */
+static void
+remove_replaced_pair(struct p11e_session *s, const struct p11e_cred *by,
+    const char *name, const char *serial, const unsigned char *id, size_t idlen)
+{
+	char idhex[2 * P11E_ID_MAX + 1];
+	unsigned int deleted = 0;
+	enum p11e_err err;
+
+	if (idlen == 0 ||
+	    (idlen == by->idlen && memcmp(id, by->id, idlen) == 0))
+		return;
+	hex(idhex, id, idlen);
+	if (s->tok == NULL || serial[0] == '\0' ||
+	    strcmp(serial, by->token_serial) != 0) {
+		p11e_info("%s: its key and certificate (id %s) stay on the "
+			  "token with serial %s (p11enroll token delete "
+			  "removes them)",
+		    name, idhex, serial[0] ? serial : "?");
+		return;
+	}
+	err = p11e_token_delete(s->tok, id, idlen, &deleted);
+	if (err == P11E_OK)
+		p11e_info("%s: its key and certificate are removed from the "
+			  "token (%u objects)",
+		    name, deleted);
+	else if (err != P11E_ERR_KEY_NOT_FOUND)
+		p11e_error_r(err,
+		    "%s: its key and certificate (id %s) could not be removed "
+		    "from the token: 'p11enroll token delete' removes them",
+		    name, idhex);
 }
 
 /*
  * A new certificate of a user for a service replaces the earlier ones
- * the server now considers superseded (a reissue): their records are
- * retired, so that an expired or revoked predecessor neither renews nor
- * keeps `status` asking for a reissue.  Their objects stay on the token
- * (p11enroll token delete removes them).
+ * the server now considers superseded (a reissue).  Their key and
+ * certificate leave the token when it is the same one (a browser would
+ * otherwise still offer the old certificate), on the session the new
+ * pair was just verified on; then, once the new record says INSTALLED,
+ * their records are retired, so that an expired or revoked predecessor
+ * neither renews nor keeps `status` asking for a reissue.
  */
 static void
-retire_replaced(struct p11e_agent *agent, const struct p11e_cred *by)
+replaced_find(
+    struct p11e_agent *agent, const struct p11e_cred *by, struct replaced *r)
 {
-	struct replaced r = { by, { { 0 } }, 0 };
+	memset(r, 0, sizeof(*r));
+	r->by = by;
+	if (by->contract_id[0] != '\0' && by->user_id[0] != '\0')
+		(void)p11e_journal_list(agent->state_dir, replaced_cb, r);
+}
+
+static void
+retire_replaced(struct p11e_agent *agent, const struct replaced *r)
+{
 	size_t i;
 
-	if (by->contract_id[0] == '\0' || by->user_id[0] == '\0')
-		return;
-	(void)p11e_journal_list(agent->state_dir, replaced_cb, &r);
-	for (i = 0; i < r.n; i++)
-		if (p11e_journal_remove(agent->state_dir, r.names[i]) ==
+	for (i = 0; i < r->n; i++) {
+		if (p11e_journal_remove(agent->state_dir, r->old[i].name) ==
 		    P11E_OK)
 			p11e_info("%s: replaced by %s (the same user of %s): "
 				  "its record is retired",
-			    r.names[i], by->name, by->service);
+			    r->old[i].name, r->by->name, r->by->service);
+	}
+}
+
+/*
+ * ISSUED → INSTALLED: the token write (idempotent) and the proof, on the
+ * caller's session s (opened on uri when it is not yet; closed here).
+ */
+static enum p11e_err
+install(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
+    const char *uri, const struct p11e_secret *pin, bool final_try,
+    struct steps *st, char *detail)
+{
+	struct replaced r;
+	enum p11e_err err;
+	char label[128];
+	bool added;
+	size_t i;
+
+	snprintf(label, sizeof(label), "p11enroll %s", c->service);
+	if ((err = session_need(s, uri, pin, final_try, detail)) != P11E_OK)
+		return err;
+	if ((err = p11e_token_store_cert(s->tok, c->id, c->idlen, c->cert.data,
+		 c->cert.len, label)) != P11E_OK)
+		goto fail;
+	for (i = 0; i < c->nchain; i++) {
+		if ((err = p11e_token_store_ca(s->tok, c->chain[i].data,
+			 c->chain[i].len, &added)) != P11E_OK)
+			goto fail;
+	}
+	p11e_crashpoint("enroll-after-token-write");
+	step_done(st, "token write");
+	if ((err = p11e_token_verify_pair(s->tok, c->id, c->idlen)) != P11E_OK)
+		goto fail;
+	replaced_find(agent, c, &r);
+	for (i = 0; i < r.n; i++)
+		remove_replaced_pair(s, c, r.old[i].name, r.old[i].token_serial,
+		    r.old[i].id, r.old[i].idlen);
+	/* the login ends before the record says INSTALLED */
+	p11e_session_close(s);
+	step_done(st, "pair verified");
+	c->state = P11E_CRED_INSTALLED;
+	c->wait = P11E_WAIT_NONE;
+	c->next_action = 0;
+	c->last_err = P11E_OK;
+	c->last_error[0] = '\0';
+	if ((err = p11e_journal_save(agent->state_dir, c)) != P11E_OK)
+		snprintf(detail, P11E_DETAIL_MAX,
+		    "the certificate is on the token but the record could not "
+		    "be saved");
+	else
+		retire_replaced(agent, &r);
+	return err;
+fail:
+	err = p11e_session_fail(s, err, detail);
+	p11e_session_close(s);
+	return err;
 }
 
 enum p11e_err
@@ -1091,7 +1154,6 @@ p11e_method_enroll(
 	case P11E_STEP_NONE:
 		break;
 	}
-	retire_replaced(agent, &c);
 	*result = p11e_agent_cred_json(&c);
 	json_object_set_new(*result, "steps", st.list);
 	st.list = NULL;

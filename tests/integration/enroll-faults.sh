@@ -13,6 +13,9 @@
 #        certificate stays in the journal (ISSUED), a clear error, no
 #        second issuance; once the fault is gone enroll --resume writes
 #        it: exactly one certificate on the token and in the RA.
+#   A reissue whose predecessor's pair cannot be removed from the token
+#   (C_DestroyObject fails): the new certificate is installed, the old
+#   objects stay and the agent's log says what removes them.
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/softhsm.sh"
@@ -31,7 +34,7 @@ module=$top_builddir/tests/p11fault/p11fault.so
 [ -x "$proxy" ] && [ -r "$module" ] || tap_bail "lossy-proxy or p11fault not built"
 reason=$(p11kit_env_check) || tap_skip_all "$reason"
 
-tap_plan 17
+tap_plan 19
 
 U=65534
 tap_tmpdir T
@@ -253,5 +256,26 @@ faults
 fault_resume F0002 p11e-gone "F11 token removed"
 tap_check "the RA issued one certificate per user, none twice" test \
     "$(sqlite3 "$D/ra.db" "SELECT count(*) FROM certificates")" = 4
+
+# --- a reissue (a new window, opened in the RA's database) whose old pair
+# cannot be removed (C_DestroyObject fails): the new certificate is
+# installed all the same, the old objects stay, the log says what to do
+en_user G0001 || tap_bail "user add failed"
+enroll65534 G0001 p11e-full >"$T/out" 2>&1 ||
+    { cat "$T/out" >&2; tap_bail "G0001's first enrollment failed"; }
+g1=$(cred G0001)
+sqlite3 "$D/ra.db" "INSERT INTO windows (user, opened, closes, reason, opened_by) SELECT id, strftime('%s', 'now'), strftime('%s', 'now') + 3600, 'lost', 'test' FROM users WHERE user_id = 'G0001'"
+faults "fail = C_DestroyObject 1+ CKR_DEVICE_ERROR"
+E_OTP_LATER=1 enroll65534 G0001 p11e-full >"$T/out" 2>&1
+rc=$?
+faults
+cat "$T/out" >&2
+g2=$(cred G0001)
+tap_check "a reissue whose old pair cannot be removed: the new one is installed" \
+    sh -c "test $rc = 0 && test -n '$g2' && test '$g2' != '$g1' &&
+	test '$(field G0001 state)' = INSTALLED"
+tap_check "... the old key and certificate stay, and the log says what removes them" \
+    sh -c "test $(en_count pkcs11:token=p11e-full certificate) = 3 &&
+	grep -q \"$g1: its key and certificate (id [0-9a-f]*) could not be removed from the token: 'p11enroll token delete' removes them\" '$XDG_RUNTIME_DIR/p11enroll/agent.log'"
 
 tap_done

@@ -350,7 +350,7 @@ heading "利用者の操作 (the user)"
 step "p11enroll enroll --invitation: the user's first certificate (key on the token first; PIN, password and OTP on stdin)"
 user_enroll 1 0
 
-step "the certificate expires ($LIFETIME s here, a year in the manual): p11enroll list"
+step "the certificate expires ($LIFETIME s here, a year in the manual): p11enroll list, and nginx on 127.0.0.1 (ssl_verify_client on, the RA's issuing CA) refuses it"
 i=0
 while :; do
 	(as_env user && "$CLI" --json list) >"$W/list-expired.json" 2>&1
@@ -367,6 +367,13 @@ done
 (as_env user && "$CLI" list) 2>&1 | indent
 say "the agent cannot renew an expired certificate: the administrator must reissue it (再発行)"
 result state-1 "$state"
+browser_nginx_start "$W/nginx" "$D/tls.crt" "$D/tls.key" "$D/ca.crt" ||
+    fail "nginx did not start: $(cat "$W/nginx/stderr" "$W/nginx/error.log")"
+nginx_pid=$NGINX_PID
+code1=$(nginx_login "$id1" "$serial1")
+say "old certificate $serial1: HTTP $code1 — $(sed -n 's/.*verify=FAILED:\(.*\) serial=.*/\1/p' "$W/nginx/access.log" | tail -n 1)"
+result nginx-old "$code1"
+[ "$code1" = 400 ] || fail "nginx did not refuse the expired certificate (HTTP $code1)"
 
 heading "銀行 (the bank)"
 step "the demonstration's short lifetime ends: ra.conf.d/demo.conf removed, p11enroll-ra serve restarted"
@@ -429,16 +436,17 @@ result status-after $?
 result credentials-after "$( (as_env user && "$CLI" --json list) 2>/dev/null |
     python3 -c 'import json, sys; print(len(json.load(sys.stdin)["credentials"]))')"
 
-step "nginx on 127.0.0.1 (ssl_verify_client on, the RA's issuing CA): the new certificate logs in, the old one is refused"
-browser_nginx_start "$W/nginx" "$D/tls.crt" "$D/tls.key" "$D/ca.crt" ||
-    fail "nginx did not start: $(cat "$W/nginx/stderr" "$W/nginx/error.log")"
-nginx_pid=$NGINX_PID
+step "nginx on 127.0.0.1: the new certificate from the token logs in; the expired one's key and certificate left the token"
 code2=$(nginx_login "$id2" "$serial2")
 say "new certificate $serial2: HTTP $code2 — $(sed -n 's/.*<h1 id="r">\([^<]*\)<.*<p id="serial">\([^<]*\)<.*/\1, \2/p' "$W/page.txt")"
-code1=$(nginx_login "$id1" "$serial1")
-say "old certificate $serial1: HTTP $code1 — $(sed -n 's/.*verify=FAILED:\(.*\) serial=.*/\1/p' "$W/nginx/access.log" | tail -n 1)"
 result nginx-new "$code2"
-result nginx-old "$code1"
 [ "$code2" = 200 ] || fail "nginx did not accept the new certificate (HTTP $code2)"
-[ "$code1" = 400 ] || fail "nginx did not refuse the old certificate (HTTP $code1)"
-printf '\nThe scenario ran to its end: the reissued certificate on the token logs in, the expired one does not.\n'
+old_left=$(python3 -c '
+import json, sys
+print(sum(1 for o in json.load(open(sys.argv[1]))["objects"]
+          if o.get("id", "").lower() == sys.argv[2].lower()))' \
+    "$W/user-token-2.json" "$id1")
+say "objects of the expired certificate (id $id1) still on the token: $old_left"
+result old-objects-after "$old_left"
+[ "$old_left" = 0 ] || fail "the expired certificate's objects are still on the token"
+printf '\nThe scenario ran to its end: the reissued certificate on the token logs in; the expired one was refused and has left the token.\n'

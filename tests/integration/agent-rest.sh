@@ -108,12 +108,7 @@ tap_check "the hook ran once for the expiry" \
     test "$(grep -c '^expired c-0000000000000001$' "$T/events" 2>/dev/null)" = 1
 tap_check "and it rests again" wait_comm "$pid" p11enrolld-rest
 
-kill "$pid"
-i=0
-while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
+agent_kill "$pid"
 tap_check "SIGTERM stops it at rest and removes the socket" sh -c \
     "! kill -0 $pid 2>/dev/null &&
      test ! -e '$XDG_RUNTIME_DIR/p11enroll/agent.sock'"

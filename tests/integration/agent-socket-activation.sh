@@ -51,12 +51,7 @@ while [ "$(cat /proc/$pid/comm)" != p11enrolld-rest ] && [ $i -lt 300 ]; do
 done
 tap_check "it rests on systemd's socket" \
     test "$(cat /proc/$pid/comm)" = p11enrolld-rest
-kill "$pid"
-i=0
-while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
+agent_kill "$pid"
 tap_check "stopped, it leaves systemd's socket in place" test -S "$SOCK"
 kill $sa 2>/dev/null
 wait $sa 2>/dev/null

@@ -66,16 +66,27 @@ print([c["id"] for c in json.load(sys.stdin)["credentials"]
        if c["credential"] == sys.argv[1]][0])' "$1"
 }
 
+# reissue USER URI1 URI2: USER's first certificate onto URI1, a new
+# window, the second onto URI2: $first, $idfirst, $second and $rc (of the
+# second enrollment)
+reissue()
+{
+	en_user "$1" || tap_bail "cannot add $1"
+	en_enroll "$1" "$2" >"$T/$1.1.out" 2>&1 ||
+	    { cat "$T/$1.1.out" >&2; tap_bail "$1's first enrollment failed"; }
+	first=$(cred "$1")
+	idfirst=$(key_id "$first")
+	window "$1"
+	E_OTP_LATER=1 en_enroll "$1" "$3" >"$T/$1.2.out" 2>&1
+	rc=$?
+	cat "$T/$1.2.out" >&2
+	second=$(cred "$1")
+}
+
 # --- the same token
-en_user R0001 || tap_bail "cannot add R0001"
-en_enroll R0001 "$A" >"$T/r1.out" 2>&1 || { cat "$T/r1.out" >&2; tap_bail "first enrollment failed"; }
-c1=$(cred R0001)
-id1=$(key_id "$c1")
-window R0001
-E_OTP_LATER=1 en_enroll R0001 "$A" >"$T/r2.out" 2>&1
-rc=$?
-cat "$T/r2.out" >&2
-c2=$(cred R0001)
+reissue R0001 "$A" "$A"
+c1=$first
+c2=$second
 id2=$(key_id "$c2")
 tap_check "a second certificate for R0001 on the same token" \
     sh -c "test $rc = 0 && test -n '$c2' && test '$c2' != '$c1'"
@@ -88,15 +99,10 @@ tap_check "... 3 objects (private key, public key, certificate), logged" \
 tap_check "the CA certificate stays (one)" test "$(en_count "$A" ca)" = 1
 
 # --- another token
-en_user R0002 || tap_bail "cannot add R0002"
-en_enroll R0002 "$A" >"$T/s1.out" 2>&1 || { cat "$T/s1.out" >&2; tap_bail "R0002's first enrollment failed"; }
-c3=$(cred R0002)
-id3=$(key_id "$c3")
-window R0002
-E_OTP_LATER=1 en_enroll R0002 "$B" >"$T/s2.out" 2>&1
-rc=$?
-cat "$T/s2.out" >&2
-c4=$(cred R0002)
+reissue R0002 "$A" "$B"
+c3=$first
+id3=$idfirst
+c4=$second
 idsA=$(ids "$A")
 tap_check "R0002's new certificate on the other token" \
     sh -c "test $rc = 0 && test -n '$c4' && test '$c4' != '$c3' &&

@@ -7,6 +7,7 @@
 #                     P11ENROLL_REST (the program the agent rests in) set
 #   agent_pid         pid of the running agent (from its lock holder), or ""
 #   agent_stop        stops the agent of the current environment, if any
+#   agent_kill PID    SIGTERM to PID and a bounded wait for it to go
 #   P11ENROLL, P11ENROLLD   the programs
 
 P11ENROLL=$top_builddir/cli/p11enroll
@@ -47,11 +48,16 @@ agent_stop()
 {
 	p=$(agent_pid)
 	[ -n "$p" ] || return 0
-	kill "$p" 2>/dev/null
-	# bounded wait for it to go
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+	agent_kill "$p"
+}
+
+# agent_kill PID: SIGTERM, then a bounded wait (5 s) for it to go
+agent_kill()
+{
+	kill "$1" 2>/dev/null
+	ak=0
+	while kill -0 "$1" 2>/dev/null && [ $ak -lt 100 ]; do
 		sleep 0.05
-		i=$((i + 1))
+		ak=$((ak + 1))
 	done
 }

@@ -152,6 +152,9 @@ call(struct p11e_agent *agent, json_t *req, json_t **result, char *detail)
 	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		if (strcmp(methods[i].name, name) == 0) {
 			p11e_debug(P11E_DEBUG_IPC, "call %s", name);
+			/* only an Enroll takes what EnrollKey kept */
+			if (methods[i].fn != p11e_method_enroll)
+				p11e_agent_modules_drop();
 			err = methods[i].fn(agent, params, result, detail);
 			if (methods[i].changes)
 				agent->reschedule = 1;

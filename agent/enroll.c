@@ -359,17 +359,99 @@ p11e_agent_uri_pin_source(
 	return true;
 }
 
+/* ---- the modules from EnrollKey to its Enroll (methods.h) ---- */
+
+static struct {
+	struct p11e_p11 *p11; /* initialized; no session, no login */
+	char cred[P11E_CRED_NAME_MAX + 1];
+	time_t until; /* CLOCK_MONOTONIC seconds */
+} kept;
+
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+void
+p11e_agent_modules_drop(void)
+{
+	if (kept.p11 == NULL)
+		return;
+	p11e_p11_free(kept.p11);
+	kept.p11 = NULL;
+	p11e_debug(
+	    P11E_DEBUG_PKCS11, "modules kept for %s released", kept.cred);
+}
+
+time_t
+p11e_agent_modules_tick(time_t now)
+{
+	time_t mono = mono_now();
+
+	if (kept.p11 == NULL)
+		return 0;
+	if (mono >= kept.until) {
+		p11e_agent_modules_drop();
+		return 0;
+	}
+	return now + (kept.until - mono);
+}
+
+/* s's modules, with its token closed (logged out), kept for cred. */
+static void
+modules_keep(struct p11e_session *s, const char *cred)
+{
+	p11e_agent_modules_drop();
+	p11e_token_close(s->tok);
+	s->tok = NULL;
+	kept.p11 = s->p11;
+	s->p11 = NULL;
+	snprintf(kept.cred, sizeof(kept.cred), "%s", cred);
+	kept.until = mono_now() + P11E_MODULES_KEEP;
+}
+
+/* The modules kept for cred, if any and in time (else none kept). */
+static struct p11e_p11 *
+modules_take(const char *cred)
+{
+	struct p11e_p11 *p11 = NULL;
+
+	if (kept.p11 != NULL && strcmp(kept.cred, cred) == 0 &&
+	    mono_now() < kept.until) {
+		p11 = kept.p11;
+		kept.p11 = NULL;
+		p11e_debug(
+		    P11E_DEBUG_PKCS11, "modules kept for %s taken", cred);
+	}
+	p11e_agent_modules_drop();
+	return p11;
+}
+
 /*
  * The call's session, opened on its first use and kept until the call
- * ends: one module load and one login (one PIN on a PIN pad) per call.
+ * ends: one module load and one login (one PIN on a PIN pad) per call;
+ * on the modules kept since EnrollKey when s->p11 holds them.
  */
 static enum p11e_err
 session_need(struct p11e_session *s, const char *uri,
     const struct p11e_secret *pin, bool final_try, char *detail)
 {
+	enum p11e_err err;
+
 	if (s->tok != NULL)
 		return P11E_OK;
-	return p11e_session_open(uri, pin, final_try, s, detail);
+	if (s->p11 == NULL)
+		return p11e_session_open(uri, pin, final_try, s, detail);
+	if ((err = p11e_token_open(s->p11, uri, &s->tok)) != P11E_OK ||
+	    (err = p11e_token_login(s->tok, pin, final_try)) != P11E_OK) {
+		(void)p11e_session_fail(s, err, detail);
+		p11e_session_close(s);
+	}
+	return err;
 }
 
 /* ---- steps with their durations ---- */
@@ -655,6 +737,8 @@ p11e_method_enroll_key(
 	*result = p11e_agent_cred_json(&c);
 	json_object_set_new(*result, "steps", st.list);
 	st.list = NULL;
+	/* logged out; the modules wait for this credential's Enroll */
+	modules_keep(&s, c.name);
 out:
 	json_decref(st.list);
 	p11e_session_close(&s);
@@ -1092,11 +1176,15 @@ p11e_method_enroll(
 	struct p11e_session s = { NULL, NULL };
 	struct p11e_cred c;
 	char uri[sizeof(c.token_uri) + 1024];
+	const char *name =
+	    json_string_value(json_object_get(params, "credential"));
 	enum p11e_err err;
 
 	p11e_cred_init(&c);
+	/* the modules EnrollKey kept for it: released at this call's end */
+	s.p11 = modules_take(name != NULL ? name : "");
 	if ((err = need_state_dir(agent, detail)) != P11E_OK)
-		return err;
+		goto out;
 	if ((err = p11e_params_check(params, allowed, detail)) != P11E_OK)
 		goto out;
 	if ((err = p11e_journal_load(agent->state_dir,

@@ -90,6 +90,20 @@ enum p11e_err
 p11e_session_fail(struct p11e_session *s, enum p11e_err err, char *detail);
 
 /*
+ * The modules initialized for EnrollKey stay so, with no session and no
+ * login, for the Enroll of the same credential only (the password and
+ * one-time password are asked in between): kept at most
+ * P11E_MODULES_KEEP seconds, released at that Enroll's end (done or
+ * failed), and before any other call or scheduled work uses a token (a
+ * fresh C_Initialize is what shows SoftHSM2 a new token).  _drop()
+ * releases them now; _tick() releases them once expired and returns when
+ * to look again (0: none kept); called by p11e_agent_schedule().
+ */
+#define P11E_MODULES_KEEP 30
+void p11e_agent_modules_drop(void);
+time_t p11e_agent_modules_tick(time_t now);
+
+/*
  * base (a credential's token URI) with the pin-source attribute of the
  * URI from (a service's or the caller's), when from has one: the PIN
  * file of unattended work, the token still the journaled one.  Returns

@@ -1067,6 +1067,8 @@ p11e_agent_schedule(struct p11e_agent *agent)
 			s.next = s.now + 1;
 			break;
 		}
+		/* their token work sees the tokens of now */
+		p11e_agent_modules_drop();
 		for (i = 0; i < s.ndue; i++) {
 			act(agent, s.due[i], s.now);
 			free(s.due[i]);
@@ -1082,6 +1084,10 @@ p11e_agent_schedule(struct p11e_agent *agent)
 		s.next -= (time_t)p11e_http_skew();
 	/* the end of an idle admin session is a deadline too */
 	if ((t = p11e_agent_admin_tick(time(NULL))) != 0 &&
+	    (s.next == 0 || t < s.next))
+		s.next = t;
+	/* and the release of the modules an enrollment kept */
+	if ((t = p11e_agent_modules_tick(time(NULL))) != 0 &&
 	    (s.next == 0 || t < s.next))
 		s.next = t;
 	if (s.next != 0)

@@ -212,7 +212,8 @@ tap_check "dpkg --purge purges both" sh -c \
     "test $rc = 0 && ! dpkg-query -W p11enroll p11enroll-ra 2>/dev/null | grep -q ."
 left=$(while read -r f; do
 	case $f in
-	/ | /. | /etc | /usr | /usr/bin | /usr/sbin | /usr/lib | /usr/share | \
+	/ | /. | /etc | /usr | /usr/bin | /usr/sbin | /usr/lib | /usr/libexec | \
+	    /usr/share | \
 	    /usr/share/doc | /usr/share/man | /usr/share/man/man? | \
 	    /usr/lib/systemd | /usr/lib/systemd/user | \
 	    /usr/share/bash-completion | /usr/share/bash-completion/completions | \

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "config.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "server/admin.h"
 #include "server/ca.h"
 #include "server/card.h"
+#include "server/db-pool.h"
 #include "server/hash.h"
 #include "server/seal.h"
 #include "server/totp.h"
@@ -48,7 +48,6 @@
  * made and audited in one transaction.
  */
 
-#define POOL 8
 #define PIN_MAX 64
 #define ANSWER_MAX 8
 #define TOKEN_BYTES 32
@@ -57,14 +56,11 @@
 struct p11e_admin {
 	struct p11e_ra *ra;
 	const struct p11e_ra_policy *policy;
-	char db_path[4096];
+	struct p11e_db_pool *pool; /* the server's */
 	X509_STORE *store;
 	uint64_t idle; /* s */
 	uint64_t lifetime; /* s */
 	char server_pin[128];
-	pthread_mutex_t lock;
-	struct p11e_db *dbs[POOL];
-	size_t n_dbs;
 };
 
 /* One request being answered. */
@@ -168,38 +164,6 @@ token_new(struct p11e_secret **token, unsigned char md[32])
 	return *token ? P11E_OK : P11E_ERR_NOMEM;
 }
 
-/* ---- database connections ---- */
-
-static struct p11e_db *
-db_take(struct p11e_admin *a)
-{
-	struct p11e_db *db = NULL;
-
-	pthread_mutex_lock(&a->lock);
-	if (a->n_dbs > 0)
-		db = a->dbs[--a->n_dbs];
-	pthread_mutex_unlock(&a->lock);
-	if (db == NULL && p11e_db_open(a->db_path, false, &db) != P11E_OK)
-		return NULL;
-	return db;
-}
-
-static void
-db_give(struct p11e_admin *a, struct p11e_db *db)
-{
-	if (db == NULL)
-		return;
-	if (p11e_db_in_transaction(db))
-		p11e_db_rollback(db);
-	pthread_mutex_lock(&a->lock);
-	if (a->n_dbs < POOL) {
-		a->dbs[a->n_dbs++] = db;
-		db = NULL;
-	}
-	pthread_mutex_unlock(&a->lock);
-	p11e_db_close(db);
-}
-
 static enum p11e_err
 audit(struct acall *c, const char *actor, const char *action,
     const char *target, const char *result, const char *detail)
@@ -246,7 +210,7 @@ admin_cert(struct acall *c)
 	}
 	snprintf(c->serial, sizeof(c->serial), "%s", hex);
 	sha256(c->req->cert_der[0], c->req->cert_len[0], c->cert_md);
-	if ((c->db = db_take(c->a)) == NULL) {
+	if ((c->db = p11e_db_pool_take(c->a->pool)) == NULL) {
 		err = P11E_ERR_DB;
 		goto out;
 	}
@@ -1779,13 +1743,13 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 	} else {
 		problem(&c, 404, "not-found", "Not found", NULL);
 	}
-	db_give(a, c.db);
+	p11e_db_pool_give(a->pool, c.db);
 }
 
 /* ---- start and stop ---- */
 
 enum p11e_err
-p11e_admin_new(struct p11e_ra *ra, const char *db_path, X509_STORE *store,
+p11e_admin_new(struct p11e_ra *ra, struct p11e_db_pool *pool, X509_STORE *store,
     struct p11e_admin **out)
 {
 	struct p11e_admin *a;
@@ -1799,12 +1763,11 @@ p11e_admin_new(struct p11e_ra *ra, const char *db_path, X509_STORE *store,
 	a->ra = ra;
 	a->policy = &ra->cfg.policy;
 	a->store = store;
-	snprintf(a->db_path, sizeof(a->db_path), "%s", db_path);
+	a->pool = pool;
 	a->idle = p11e_conf_get_u64(
 	    ra->cfg.conf, "policy", "admin-idle-timeout", 15 * 60);
 	a->lifetime = p11e_conf_get_u64(
 	    ra->cfg.conf, "policy", "admin-lifetime", 12 * 3600);
-	pthread_mutex_init(&a->lock, NULL);
 	/* the server pin of the invitations a reissue hands out */
 	if (ra->cfg.tls_cert != NULL &&
 	    (f = fopen(ra->cfg.tls_cert, "re")) != NULL) {
@@ -1830,12 +1793,5 @@ p11e_admin_new(struct p11e_ra *ra, const char *db_path, X509_STORE *store,
 void
 p11e_admin_free(struct p11e_admin *a)
 {
-	size_t i;
-
-	if (a == NULL)
-		return;
-	for (i = 0; i < a->n_dbs; i++)
-		p11e_db_close(a->dbs[i]);
-	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

@@ -8,8 +8,8 @@
  * + grid challenge), the user list, reissue / revoke / keep with the
  * confirmation PIN, user registration, unlock and OTP-token assignment,
  * the audit trail and logout.  server/serve.c routes
- * every path under /api/v1/admin/ here; this module keeps its own
- * database connections.
+ * every path under /api/v1/admin/ here; this module borrows its
+ * database connections from the server's pool.
  */
 
 #include <stdbool.h>
@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "common/err.h"
+#include "server/db-pool.h"
 #include "server/http.h"
 #include "server/ra.h"
 
@@ -26,11 +27,11 @@
 struct p11e_admin;
 
 /*
- * The admin API of ra (borrowed, outlives it), with the database at
- * db_path and the store of the issuing CA (borrowed) to verify client
- * certificates against.
+ * The admin API of ra (borrowed, outlives it), with the connections of
+ * pool (borrowed, outlives it) and the store of the issuing CA (borrowed)
+ * to verify client certificates against.
  */
-enum p11e_err p11e_admin_new(struct p11e_ra *ra, const char *db_path,
+enum p11e_err p11e_admin_new(struct p11e_ra *ra, struct p11e_db_pool *pool,
     X509_STORE *store, struct p11e_admin **out);
 
 void p11e_admin_free(struct p11e_admin *a);

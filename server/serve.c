@@ -27,6 +27,7 @@
 #include "common/secret.h"
 #include "server/admin.h"
 #include "server/ca.h"
+#include "server/db-pool.h"
 #include "server/hash.h"
 #include "server/http.h"
 #include "server/ra.h"
@@ -89,9 +90,7 @@ struct server {
 	struct p11e_ra *ra;
 	const struct p11e_ra_policy *policy;
 	char db_path[4096];
-	pthread_mutex_t db_lock;
-	struct p11e_db *dbs[MAX_DBS];
-	size_t n_dbs;
+	struct p11e_db_pool *pool; /* also the admin API's */
 	pthread_mutex_t ca_lock;
 	struct p11e_ca *ca;
 	X509_STORE *store;
@@ -263,38 +262,6 @@ fail_delay(unsigned int n)
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-/* ---- database connections ---- */
-
-static struct p11e_db *
-db_take(struct server *s)
-{
-	struct p11e_db *db = NULL;
-
-	pthread_mutex_lock(&s->db_lock);
-	if (s->n_dbs > 0)
-		db = s->dbs[--s->n_dbs];
-	pthread_mutex_unlock(&s->db_lock);
-	if (db == NULL && p11e_db_open(s->db_path, false, &db) != P11E_OK)
-		return NULL;
-	return db;
-}
-
-static void
-db_give(struct server *s, struct p11e_db *db)
-{
-	if (db == NULL)
-		return;
-	if (p11e_db_in_transaction(db))
-		p11e_db_rollback(db);
-	pthread_mutex_lock(&s->db_lock);
-	if (s->n_dbs < MAX_DBS) {
-		s->dbs[s->n_dbs++] = db;
-		db = NULL;
-	}
-	pthread_mutex_unlock(&s->db_lock);
-	p11e_db_close(db);
 }
 
 /* ---- group commit ---- */
@@ -1007,7 +974,7 @@ session(struct call *c)
 		goto out;
 	}
 	slot = true;
-	if ((c->db = db_take(s)) == NULL) {
+	if ((c->db = p11e_db_pool_take(s->pool)) == NULL) {
 		err = P11E_ERR_DB;
 		goto out;
 	}
@@ -1199,7 +1166,7 @@ enroll_start(struct call *c, struct csr_in *in)
 		return true;
 	}
 	sha256(in->der.data, in->der.len, in->csr_md);
-	if ((c->db = db_take(c->s)) == NULL) {
+	if ((c->db = p11e_db_pool_take(c->s->pool)) == NULL) {
 		unavailable(c);
 		return true;
 	}
@@ -1722,7 +1689,7 @@ crl(struct call *c)
 	size_t n = 0, i;
 
 	p11e_buf_init(&der, 16 * 1024 * 1024);
-	if ((c->db = db_take(c->s)) == NULL ||
+	if ((c->db = p11e_db_pool_take(c->s->pool)) == NULL ||
 	    (err = p11e_db_revoked_list(c->db, c->now, &list, &n)) != P11E_OK) {
 		unavailable(c);
 		goto out;
@@ -1801,7 +1768,7 @@ handle(void *ctx, const struct p11e_http_request *req,
 		problem(&c, 404, "not-found", "Not found", NULL);
 	}
 	txn_rollback(&c);
-	db_give(c.s, c.db);
+	p11e_db_pool_give(c.s->pool, c.db);
 	p11e_verbose("%s %s %u %s %.1f ms", req->method,
 	    p11e_log_escape(path, sizeof(path), req->path, strlen(req->path)),
 	    resp->status, req->peer, (mono_now() - t0) * 1000.0);
@@ -1989,7 +1956,6 @@ server_init(struct server *s, struct p11e_ra *ra)
 
 	s->ra = ra;
 	s->policy = &ra->cfg.policy;
-	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->ca_lock, NULL);
 	pthread_mutex_init(&s->fail_lock, NULL);
 	pthread_mutex_init(&s->w_lock, NULL);
@@ -2007,6 +1973,8 @@ server_init(struct server *s, struct p11e_ra *ra)
 	    conf, "server", "hash-workers", ncpu > 0 ? (uint64_t)ncpu : 1);
 	if ((err = p11e_ra_path(
 		 ra, P11E_RA_DB, s->db_path, sizeof(s->db_path))) != P11E_OK ||
+	    (err = p11e_db_pool_new(s->db_path, MAX_DBS, &s->pool)) !=
+		P11E_OK ||
 	    (err = p11e_db_open(s->db_path, false, &s->w_db)) != P11E_OK ||
 	    (err = p11e_ca_load(ra->cfg.ca_cert, ra->cfg.ca_key,
 		 ra->cfg.ca_key_uri, &s->ca)) != P11E_OK)
@@ -2016,19 +1984,15 @@ server_init(struct server *s, struct p11e_ra *ra)
 	if (err == P11E_OK)
 		err = csrattrs_build(s->policy->key_types, &s->csrattrs);
 	if (err == P11E_OK)
-		err = p11e_admin_new(ra, s->db_path, s->store, &s->admin);
+		err = p11e_admin_new(ra, s->pool, s->store, &s->admin);
 	return err;
 }
 
 static void
 server_clear(struct server *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->n_dbs; i++)
-		p11e_db_close(s->dbs[i]);
-	s->n_dbs = 0;
 	p11e_admin_free(s->admin);
+	p11e_db_pool_free(s->pool);
 	p11e_ca_free(s->ca);
 	X509_STORE_free(s->store);
 	p11e_buf_clear(&s->cacerts);

@@ -50,7 +50,6 @@
 
 #define PIN_MAX 64
 #define ANSWER_MAX 8
-#define TOKEN_BYTES 32
 #define AUDIT_ROWS 500
 
 struct p11e_admin {
@@ -81,23 +80,6 @@ struct acall {
 /* ---- helpers ---- */
 
 static void
-iso_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void
-sha256(const void *data, size_t len, unsigned char md[32])
-{
-	unsigned int n;
-
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-}
-
-static void
 problem(struct acall *c, unsigned int status, const char *type,
     const char *title, const char *detail)
 {
@@ -107,61 +89,20 @@ problem(struct acall *c, unsigned int status, const char *type,
 static void
 unavailable(struct acall *c)
 {
-	problem(c, 503, "unavailable", "Service unavailable",
+	p11e_http_unavailable(c->resp,
 	    "the store is full or failing; nothing was changed, try again");
-	snprintf(c->resp->retry_after, sizeof(c->resp->retry_after), "5");
 }
 
 static void
 method_not_allowed(struct acall *c, const char *allow)
 {
-	problem(c, 405, "method-not-allowed", "Method not allowed", NULL);
-	snprintf(c->resp->allow, sizeof(c->resp->allow), "%s", allow);
+	p11e_http_method_not_allowed(c->resp, allow);
 }
 
 static void
 json_reply(struct acall *c, json_t *j)
 {
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_malloc_t jmalloc;
-	json_free_t jfree;
-
-	if (text == NULL) {
-		problem(c, 500, "internal-error", "Internal error", NULL);
-		return;
-	}
-	c->resp->status = 200;
-	c->resp->body.wipe = true; /* may hold a token */
-	snprintf(c->resp->content_type, sizeof(c->resp->content_type),
-	    "application/json");
-	p11e_buf_reset(&c->resp->body);
-	if (p11e_buf_append(&c->resp->body, text, strlen(text)) != P11E_OK)
-		problem(c, 500, "internal-error", "Internal error", NULL);
-	json_get_alloc_funcs(&jmalloc, &jfree);
-	jfree(text);
-}
-
-/* 32 random bytes in base64url without padding, and their SHA-256. */
-static enum p11e_err
-token_new(struct p11e_secret **token, unsigned char md[32])
-{
-	unsigned char raw[TOKEN_BYTES], b64[4 * TOKEN_BYTES / 3 + 4];
-	int n, i, j;
-
-	*token = NULL;
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return P11E_ERR_CRYPTO;
-	n = EVP_EncodeBlock(b64, raw, sizeof(raw));
-	p11e_wipe(raw, sizeof(raw));
-	for (i = 0, j = 0; i < n; i++) {
-		if (b64[i] == '=')
-			continue;
-		b64[j++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-	}
-	*token = p11e_secret_new_from(b64, (size_t)j);
-	sha256(b64, (size_t)j, md);
-	p11e_wipe(b64, sizeof(b64));
-	return *token ? P11E_OK : P11E_ERR_NOMEM;
+	p11e_http_json(c->resp, j);
 }
 
 static enum p11e_err
@@ -209,7 +150,7 @@ admin_cert(struct acall *c)
 		goto out;
 	}
 	snprintf(c->serial, sizeof(c->serial), "%s", hex);
-	sha256(c->req->cert_der[0], c->req->cert_len[0], c->cert_md);
+	p11e_hash_sha256(c->req->cert_der[0], c->req->cert_len[0], c->cert_md);
 	if ((c->db = p11e_db_pool_take(c->a->pool)) == NULL) {
 		err = P11E_ERR_DB;
 		goto out;
@@ -726,7 +667,7 @@ admin_token(struct acall *c, const char *action)
 		invalid_token(c, NULL);
 		return false;
 	}
-	sha256(h, len, md);
+	p11e_hash_sha256(h, len, md);
 	err = session_find(c, "token", md, &c->session);
 	if (err == P11E_ERR_NOT_FOUND) {
 		if (audit(c, c->actor, action, c->actor + 6, "refused",
@@ -806,14 +747,14 @@ session_open(struct acall *c)
 	}
 	if ((err = reset_failures(c, false)) != P11E_OK ||
 	    (err = challenge_take(c, cells)) != P11E_OK ||
-	    (err = token_new(&sid, md)) != P11E_OK ||
+	    (err = p11e_hash_token_new(&sid, md)) != P11E_OK ||
 	    (err = session_insert(c, "grid", md, c->now + GRID_SECONDS)) !=
 		P11E_OK ||
 	    (err = audit(c, c->actor, "admin-session", c->actor + 6, "ok",
 		 "grid challenge presented")) != P11E_OK ||
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;
-	iso_time(c->now + GRID_SECONDS, exp_s, sizeof(exp_s));
+	p11e_ra_iso_time(c->now + GRID_SECONDS, exp_s, sizeof(exp_s));
 	j = json_pack("{s:s%, s:[s,s], s:s}", "session", p11e_secret_str(sid),
 	    p11e_secret_len(sid), "challenge",
 	    p11e_card_label((size_t)cells[0]),
@@ -860,7 +801,7 @@ session_grid(struct acall *c)
 		    "[\"NN\", \"NN\"]}");
 		return;
 	}
-	sha256(json_string_value(sv), json_string_length(sv), md);
+	p11e_hash_sha256(json_string_value(sv), json_string_length(sv), md);
 	if (!admin_cert(c))
 		goto out;
 	if ((err = begin_fresh(c)) != P11E_OK)
@@ -918,14 +859,14 @@ session_grid(struct acall *c)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->now);
 	sqlite3_bind_int64(st, 2, sess);
 	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
-	    (err = token_new(&tok, md)) != P11E_OK ||
+	    (err = p11e_hash_token_new(&tok, md)) != P11E_OK ||
 	    (err = session_insert(
 		 c, "token", md, c->now + (time_t)c->a->lifetime)) != P11E_OK ||
 	    (err = audit(c, c->actor, "admin-login", c->actor + 6, "ok",
 		 NULL)) != P11E_OK ||
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;
-	iso_time(c->now + (time_t)c->a->lifetime, exp_s, sizeof(exp_s));
+	p11e_ra_iso_time(c->now + (time_t)c->a->lifetime, exp_s, sizeof(exp_s));
 	json_decref(j);
 	j = json_pack("{s:s%, s:I, s:s}", "token", p11e_secret_str(tok),
 	    p11e_secret_len(tok), "idle_timeout", (json_int_t)c->a->idle,
@@ -989,7 +930,7 @@ col_time(sqlite3_stmt *st, int i)
 
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
 		return json_null();
-	iso_time((time_t)sqlite3_column_int64(st, i), buf, sizeof(buf));
+	p11e_ra_iso_time((time_t)sqlite3_column_int64(st, i), buf, sizeof(buf));
 	return json_string(buf);
 }
 
@@ -1365,7 +1306,7 @@ certificate_action(struct acall *c, const char *user_id)
 	    t.user_id, "reason", reason, "revoked", revoked, "window_closed",
 	    closed);
 	if (j != NULL && act == ACT_REISSUE) {
-		iso_time(closes, closes_s, sizeof(closes_s));
+		p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 		inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
 		    "p11enroll_invitation", 1, "url", c->a->ra->cfg.url,
 		    "server_pin", c->a->server_pin, "contract_id",
@@ -1502,7 +1443,7 @@ user_add(struct acall *c)
 		 "role=user")) != P11E_OK ||
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;
-	iso_time(closes, closes_s, sizeof(closes_s));
+	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 	inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
 	    "p11enroll_invitation", 1, "url", c->a->ra->cfg.url, "server_pin",
 	    c->a->server_pin, "contract_id", c->u.contract_id, "user_id",

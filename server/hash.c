@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <argon2.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/log.h"
@@ -86,4 +87,47 @@ p11e_hash_verify(const char *encoded, const struct p11e_secret *secret)
 		p11e_error("argon2id verify: %s", argon2_error_message(rc));
 		return P11E_ERR_PARSE;
 	}
+}
+
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 fetch it per use. */
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void
+p11e_hash_sha256(const void *data, size_t len, unsigned char md[32])
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	unsigned int mdlen;
+
+	pthread_once(&once, sha256_fetch);
+	EVP_Digest(data, len, md, &mdlen,
+	    sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
+}
+
+enum p11e_err
+p11e_hash_token_new(struct p11e_secret **token, unsigned char md[32])
+{
+	unsigned char raw[P11E_HASH_TOKEN_BYTES];
+	unsigned char b64[4 * P11E_HASH_TOKEN_BYTES / 3 + 4];
+	int n, i, j;
+
+	*token = NULL;
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return P11E_ERR_CRYPTO;
+	n = EVP_EncodeBlock(b64, raw, sizeof(raw));
+	p11e_wipe(raw, sizeof(raw));
+	for (i = 0, j = 0; i < n; i++) {
+		if (b64[i] == '=')
+			continue;
+		b64[j++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	}
+	*token = p11e_secret_new_from(b64, (size_t)j);
+	p11e_hash_sha256(b64, (size_t)j, md);
+	p11e_wipe(b64, sizeof(b64));
+	return *token ? P11E_OK : P11E_ERR_NOMEM;
 }

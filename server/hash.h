@@ -8,6 +8,7 @@
  * ("$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH"), so they can be raised
  * later without breaking stored hashes (R07).  Throttle before calling
  * (R06): a verification costs about 19 MiB and tens of milliseconds.
+ * Codes and tokens, random and long, are stored as plain SHA-256.
  */
 
 #include <stddef.h>
@@ -45,5 +46,20 @@ enum p11e_err p11e_hash_secret(const struct p11e_secret *secret,
  */
 enum p11e_err
 p11e_hash_verify(const char *encoded, const struct p11e_secret *secret);
+
+/* The SHA-256 of data (the digest is fetched from OpenSSL once). */
+void p11e_hash_sha256(const void *data, size_t len, unsigned char md[32]);
+
+/* The length of a token of p11e_hash_token_new(). */
+#define P11E_HASH_TOKEN_BYTES 32
+
+/*
+ * A new bearer token: P11E_HASH_TOKEN_BYTES random bytes in base64url
+ * without padding into *token (free with p11e_secret_free), and the
+ * SHA-256 of that text into md, the only form in which it is stored.
+ * P11E_ERR_CRYPTO when the random generator fails, P11E_ERR_NOMEM.
+ */
+enum p11e_err
+p11e_hash_token_new(struct p11e_secret **token, unsigned char md[32]);
 
 #endif /* P11E_HASH_H */

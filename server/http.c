@@ -68,6 +68,52 @@ p11e_http_problem(struct p11e_http_response *resp, unsigned int status,
 	json_decref(j);
 }
 
+void
+p11e_http_body(struct p11e_http_response *resp, const char *ctype,
+    const void *data, size_t len)
+{
+	resp->status = 200;
+	snprintf(resp->content_type, sizeof(resp->content_type), "%s", ctype);
+	p11e_buf_reset(&resp->body);
+	if (p11e_buf_append(&resp->body, data, len) != P11E_OK)
+		p11e_http_problem(
+		    resp, 500, "internal-error", "Internal error", NULL);
+}
+
+void
+p11e_http_json(struct p11e_http_response *resp, const json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_malloc_t jmalloc;
+	json_free_t jfree;
+
+	if (text == NULL) {
+		p11e_http_problem(
+		    resp, 500, "internal-error", "Internal error", NULL);
+		return;
+	}
+	resp->body.wipe = true; /* may hold a token */
+	p11e_http_body(resp, "application/json", text, strlen(text));
+	json_get_alloc_funcs(&jmalloc, &jfree);
+	jfree(text); /* the wiping allocator of common/ipc.h */
+}
+
+void
+p11e_http_method_not_allowed(struct p11e_http_response *resp, const char *allow)
+{
+	p11e_http_problem(
+	    resp, 405, "method-not-allowed", "Method not allowed", NULL);
+	snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
+}
+
+void
+p11e_http_unavailable(struct p11e_http_response *resp, const char *detail)
+{
+	p11e_http_problem(
+	    resp, 503, "unavailable", "Service unavailable", detail);
+	snprintf(resp->retry_after, sizeof(resp->retry_after), "5");
+}
+
 bool
 p11e_http_media_type_is(const char *header, const char *type)
 {

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "common/buf.h"
 #include "common/err.h"
 
@@ -94,6 +96,31 @@ void p11e_http_stop(struct p11e_http *http);
  */
 void p11e_http_problem(struct p11e_http_response *resp, unsigned int status,
     const char *type, const char *title, const char *detail);
+
+/*
+ * A 200 answer of content type ctype with len bytes of data as its body;
+ * a 500 problem ("internal-error") when they exceed the response's
+ * maximum.
+ */
+void p11e_http_body(struct p11e_http_response *resp, const char *ctype,
+    const void *data, size_t len);
+
+/*
+ * A 200 application/json answer with j (borrowed) as compact text; the
+ * body is wiped when freed (it may hold a token).  A 500 problem
+ * ("internal-error") when j is NULL or cannot be written.
+ */
+void p11e_http_json(struct p11e_http_response *resp, const json_t *j);
+
+/* A 405 problem ("method-not-allowed") with Allow: allow. */
+void p11e_http_method_not_allowed(
+    struct p11e_http_response *resp, const char *allow);
+
+/*
+ * A 503 problem ("unavailable", "Service unavailable", detail) with
+ * Retry-After: 5, for a store that is full or failing.
+ */
+void p11e_http_unavailable(struct p11e_http_response *resp, const char *detail);
 
 /*
  * Whether the media type in a Content-Type header is type, compared

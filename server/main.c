@@ -75,6 +75,16 @@ usage(FILE *f)
 }
 
 void
+p11e_ra_iso_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+void
 p11e_ra_fail(enum p11e_err err, const char *detail)
 {
 	if (detail != NULL && detail[0] != '\0' &&

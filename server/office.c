@@ -47,16 +47,6 @@ print_json(json_t *j)
 	fputc('\n', stdout);
 }
 
-static void
-iso_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "?");
-}
-
 /* A name for people: 1..NAME_MAX_LEN bytes of UTF-8 without controls. */
 static bool
 valid_name(const char *s)
@@ -487,7 +477,7 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 			 admin ? "role=admin" : "role=user")) != P11E_OK)
 			goto out;
 	}
-	iso_time(closes, closes_s, sizeof(closes_s));
+	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 	if ((inv = invitation(
 		 ra, pin, contract_id, user_id, admin, closes_s)) == NULL) {
 		err = P11E_ERR_NOMEM;
@@ -822,7 +812,7 @@ user_import(struct p11e_ra *ra, int argc, char **argv)
 		goto out;
 	now = time(NULL);
 	closes = now + (time_t)ra->cfg.policy.window;
-	iso_time(closes, closes_s, sizeof(closes_s));
+	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 	if ((err = p11e_db_begin(ra->db)) != P11E_OK)
 		goto out;
 	for (i = 0; i < n; i++)
@@ -1320,7 +1310,7 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 	    (err = audit(ra, "admin-code", target, "ok", NULL)) != P11E_OK ||
 	    (err = p11e_db_commit(ra->db)) != P11E_OK)
 		goto out;
-	iso_time(closes, closes_s, sizeof(closes_s));
+	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 	if (ra->json) {
 		json_t *j = json_pack("{s:s, s:s, s:s%, s:s}", "contract_id",
 		    u.contract_id, "user_id", u.user_id, "code",
@@ -1675,8 +1665,8 @@ print_table(const char *title, json_t *rows, const char *const *cols)
 				strcmp(cols[k], "at") == 0)) {
 				char t[32];
 
-				iso_time((time_t)json_integer_value(v), t,
-				    sizeof(t));
+				p11e_ra_iso_time((time_t)json_integer_value(v),
+				    t, sizeof(t));
 				printf(" %s=%s", cols[k], t);
 			} else if (json_is_integer(v)) {
 				printf(" %s=%" JSON_INTEGER_FORMAT, cols[k],

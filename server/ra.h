@@ -9,6 +9,8 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/secret.h"
@@ -44,6 +46,9 @@ void p11e_ra_close(struct p11e_ra *ra);
 /* "DIR/name" into buf; P11E_ERR_TOO_LARGE when it does not fit. */
 enum p11e_err
 p11e_ra_path(const struct p11e_ra *ra, const char *name, char *buf, size_t len);
+
+/* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf, "?" when it cannot be. */
+void p11e_ra_iso_time(time_t t, char *buf, size_t len);
 
 /* Prints err (and detail when it adds something) as an error. */
 void p11e_ra_fail(enum p11e_err err, const char *detail);

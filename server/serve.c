@@ -55,8 +55,6 @@
 #define FAIL_SLOTS 1024
 #define PASSWORD_MAX 1024
 #define OTP_MAX 32
-#define TOKEN_BYTES 32
-#define RETRY_UNAVAILABLE "5"
 #define EST "/.well-known/est/"
 #define PKCS7_CERTS "application/pkcs7-mime; smime-type=certs-only"
 
@@ -146,15 +144,6 @@ mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-iso_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- rate limits ---- */
@@ -422,10 +411,8 @@ problem(struct call *c, unsigned int status, const char *type,
 static void
 unavailable(struct call *c)
 {
-	problem(c, 503, "unavailable", "Service unavailable",
+	p11e_http_unavailable(c->resp,
 	    "the store is full or failing; nothing was consumed, try again");
-	snprintf(c->resp->retry_after, sizeof(c->resp->retry_after), "%s",
-	    RETRY_UNAVAILABLE);
 }
 
 static void
@@ -439,8 +426,7 @@ rate_limited(struct call *c, unsigned int retry)
 static void
 method_not_allowed(struct call *c, const char *allow)
 {
-	problem(c, 405, "method-not-allowed", "Method not allowed", NULL);
-	snprintf(c->resp->allow, sizeof(c->resp->allow), "%s", allow);
+	p11e_http_method_not_allowed(c->resp, allow);
 }
 
 static void
@@ -456,29 +442,13 @@ unsupported_media_type(struct call *c, const char *want)
 static void
 body_set(struct call *c, const char *ctype, const void *data, size_t len)
 {
-	c->resp->status = 200;
-	snprintf(
-	    c->resp->content_type, sizeof(c->resp->content_type), "%s", ctype);
-	p11e_buf_reset(&c->resp->body);
-	if (p11e_buf_append(&c->resp->body, data, len) != P11E_OK)
-		problem(c, 500, "internal-error", "Internal error", NULL);
+	p11e_http_body(c->resp, ctype, data, len);
 }
 
 static void
 json_reply(struct call *c, json_t *j)
 {
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_malloc_t jmalloc;
-	json_free_t jfree;
-
-	if (text == NULL) {
-		problem(c, 500, "internal-error", "Internal error", NULL);
-		return;
-	}
-	c->resp->body.wipe = true; /* may hold a token */
-	body_set(c, "application/json", text, strlen(text));
-	json_get_alloc_funcs(&jmalloc, &jfree);
-	jfree(text); /* the wiping allocator of common/ipc.h */
+	p11e_http_json(c->resp, j);
 }
 
 /* ---- base64 ---- */
@@ -559,26 +529,6 @@ b64_encode(const unsigned char *in, size_t len, struct p11e_buf *out)
 			return err;
 	}
 	return P11E_OK;
-}
-
-/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 fetch it per use. */
-static EVP_MD *sha256_md;
-
-static void
-sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static void
-sha256(const void *data, size_t len, unsigned char md[32])
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	unsigned int mdlen;
-
-	pthread_once(&once, sha256_fetch);
-	EVP_Digest(data, len, md, &mdlen,
-	    sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
 }
 
 /* The base64 certs-only PKCS#7 holding one certificate. */
@@ -824,28 +774,6 @@ login_failed(struct call *c, const struct p11e_db_user *u, const char *target,
 	return txn_commit(c);
 }
 
-static enum p11e_err
-token_new(struct p11e_secret **token, unsigned char md[32])
-{
-	unsigned char raw[TOKEN_BYTES], b64[4 * TOKEN_BYTES / 3 + 4];
-	int n, i, j;
-
-	*token = NULL;
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return P11E_ERR_CRYPTO;
-	n = EVP_EncodeBlock(b64, raw, sizeof(raw));
-	p11e_wipe(raw, sizeof(raw));
-	for (i = 0, j = 0; i < n; i++) {
-		if (b64[i] == '=')
-			continue;
-		b64[j++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-	}
-	*token = p11e_secret_new_from(b64, (size_t)j);
-	sha256(b64, (size_t)j, md);
-	p11e_wipe(b64, sizeof(b64));
-	return *token ? P11E_OK : P11E_ERR_NOMEM;
-}
-
 static void
 session_ok(struct call *c, const struct p11e_db_user *u, int64_t window,
     time_t closes, const char *target)
@@ -861,7 +789,7 @@ session_ok(struct call *c, const struct p11e_db_user *u, int64_t window,
 
 	if ((err = p11e_db_contract_find(c->db, u->contract_id, &k)) !=
 		P11E_OK ||
-	    (err = token_new(&token, md)) != P11E_OK ||
+	    (err = p11e_hash_token_new(&token, md)) != P11E_OK ||
 	    (err = p11e_db_prepare(c->db,
 		 "INSERT INTO enroll_codes (hash, user, kind, window,"
 		 " created, expires) VALUES (?, ?, 'token', ?, ?, ?)",
@@ -877,8 +805,8 @@ session_ok(struct call *c, const struct p11e_db_user *u, int64_t window,
 		 c->req->peer, NULL)) != P11E_OK ||
 	    (err = txn_commit(c)) != P11E_OK)
 		goto out;
-	iso_time(expires, exp_s, sizeof(exp_s));
-	iso_time(closes, closes_s, sizeof(closes_s));
+	p11e_ra_iso_time(expires, exp_s, sizeof(exp_s));
+	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
 	subject_text(u, &k, subject, sizeof(subject));
 	j = json_pack("{s:s%, s:s, s:s, s:o, s:s}", "token",
 	    p11e_secret_str(token), p11e_secret_len(token), "expires", exp_s,
@@ -1165,7 +1093,7 @@ enroll_start(struct call *c, struct csr_in *in)
 		    "request");
 		return true;
 	}
-	sha256(in->der.data, in->der.len, in->csr_md);
+	p11e_hash_sha256(in->der.data, in->der.len, in->csr_md);
 	if ((c->db = p11e_db_pool_take(c->s->pool)) == NULL) {
 		unavailable(c);
 		return true;
@@ -1310,7 +1238,7 @@ enroll_credential(struct call *c, unsigned char md[32], const char **kind,
 			a++;
 		if (strlen(a) == 0 || strlen(a) > 128)
 			return false;
-		sha256(a, strlen(a), md);
+		p11e_hash_sha256(a, strlen(a), md);
 		*kind = "token";
 		return true;
 	}
@@ -1325,7 +1253,7 @@ enroll_credential(struct call *c, unsigned char md[32], const char **kind,
 
 		memcpy(who, dec.data, ulen);
 		who[ulen] = '\0';
-		sha256(colon + 1, dec.len - ulen - 1, md);
+		p11e_hash_sha256(colon + 1, dec.len - ulen - 1, md);
 		*kind = "admin-code";
 		ok = true;
 	}
@@ -1610,8 +1538,8 @@ simplereenroll(struct call *c)
 		goto out;
 	}
 	if (c->now < not_after - (time_t)c->s->policy->renew_before) {
-		iso_time(not_after - (time_t)c->s->policy->renew_before, when,
-		    sizeof(when));
+		p11e_ra_iso_time(not_after - (time_t)c->s->policy->renew_before,
+		    when, sizeof(when));
 		snprintf(
 		    detail, sizeof(detail), "re-enrollment opens at %s", when);
 		problem(c, 403, "too-early", "Too early to renew", detail);

@@ -22,6 +22,7 @@
 #include "common/conf.h"
 #include "common/crashpoint.h"
 #include "common/log.h"
+#include "common/rundir.h"
 #include "common/secret.h"
 #include "pkcs11/p11.h"
 
@@ -201,13 +202,13 @@ p11e_method_add_service(
 	const char *url = json_string_value(json_object_get(params, "url"));
 	const char *pin =
 	    json_string_value(json_object_get(params, "server_pin"));
-	char dir[4200], path[4400], tmp[4400], text[4096], seen[128];
+	char dir[4200], path[4400], file[256], text[4096], seen[128];
 	struct p11e_http_service svc = { url, pin, NULL, NULL };
 	struct p11e_conf *check = NULL, *user = NULL;
 	struct p11e_http *h = NULL;
 	STACK_OF(X509) *ca = NULL;
 	enum p11e_err err;
-	int fd = -1, n;
+	int n;
 
 	if ((err = need_state_dir(agent, detail)) != P11E_OK)
 		return err;
@@ -279,20 +280,16 @@ p11e_method_add_service(
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/%s.conf", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.conf.tmp", dir, name);
 	if (same_file(path, text, (size_t)n)) {
 		/* written and synced before: no second write and sync */
 		*result = json_pack("{s:s, s:s}", "name", name, "file", path);
 		err = *result ? P11E_OK : P11E_ERR_NOMEM;
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 ||
-	    close(fd) != 0 || rename(tmp, path) != 0) {
+	snprintf(file, sizeof(file), "%s.conf", name);
+	if ((err = p11e_file_replace(dir, file, text, (size_t)n)) != P11E_OK) {
 		snprintf(detail, P11E_DETAIL_MAX, "cannot write %.1024s: %s",
 		    path, strerror(errno));
-		unlink(tmp);
-		err = P11E_ERR_IO;
 		goto out;
 	}
 	p11e_info("service %s added (%s)", name, path);

@@ -20,6 +20,7 @@
 #include "agent/journal.h"
 #include "common/log.h"
 #include "common/num.h"
+#include "common/rundir.h"
 #include "common/secret.h"
 
 #define JOURNAL_VERSION 1
@@ -509,31 +510,12 @@ sub_dir(const char *dir, char *out, size_t outlen)
 	return P11E_OK;
 }
 
-static enum p11e_err
-write_all(int fd, const unsigned char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return errno == ENOSPC ? P11E_ERR_STORAGE_FULL
-					       : P11E_ERR_IO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return P11E_OK;
-}
-
 enum p11e_err
 p11e_journal_save(const char *dir, struct p11e_cred *c)
 {
-	char sub[4200], path[4400], tmp[4400];
+	char sub[4200], name[P11E_CRED_NAME_MAX + 8];
 	struct p11e_buf text;
 	enum p11e_err err;
-	int fd = -1, dfd = -1;
 
 	p11e_return_val_if_fail(
 	    valid_name(c->name), P11E_ERR_INVALID_PARAMETER);
@@ -542,49 +524,16 @@ p11e_journal_save(const char *dir, struct p11e_cred *c)
 	if ((err = sub_dir(dir, sub, sizeof(sub))) != P11E_OK ||
 	    (err = p11e_journal_encode(c, &text)) != P11E_OK)
 		goto out;
-	snprintf(path, sizeof(path), "%s/%s.json", sub, c->name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.json.tmp", sub, c->name);
-	fd = open(
-	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		err = errno == ENOSPC ? P11E_ERR_STORAGE_FULL : P11E_ERR_IO;
-		p11e_error("cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if ((err = write_all(fd, text.data, text.len)) != P11E_OK ||
-	    fsync(fd) != 0) {
-		if (err == P11E_OK)
-			err = P11E_ERR_IO;
-		p11e_error("cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		err = P11E_ERR_IO;
-		p11e_error("cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		err = P11E_ERR_IO;
-		p11e_error("cannot rename %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if ((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    fsync(dfd) != 0) {
-		err = P11E_ERR_IO;
-		p11e_error("cannot sync %s: %s", sub, strerror(errno));
+	snprintf(name, sizeof(name), "%s.json", c->name);
+	if ((err = p11e_file_replace(sub, name, text.data, text.len)) !=
+	    P11E_OK) {
+		p11e_error(
+		    "cannot write %s/%s: %s", sub, name, strerror(errno));
 		goto out;
 	}
 	p11e_debug(P11E_DEBUG_AGENT, "journal %s: %s", c->name,
 	    p11e_cred_state_name(c->state));
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	if (dfd >= 0)
-		close(dfd);
 	p11e_buf_clear(&text);
 	return err;
 }

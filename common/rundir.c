@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,4 +98,70 @@ p11e_state_dir_default(char *out, size_t outlen)
 	if (home != NULL && home[0] == '/')
 		return join(out, outlen, home, ".local/state", "p11enroll");
 	return P11E_ERR_CONFIG;
+}
+
+static enum p11e_err
+io_err(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? P11E_ERR_STORAGE_FULL
+						  : P11E_ERR_IO;
+}
+
+enum p11e_err
+p11e_file_replace(
+    const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4400], tmp[4400];
+	const unsigned char *p = data;
+	enum p11e_err err = P11E_OK;
+	int fd, dfd, saved;
+	ssize_t n;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+		sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >=
+		sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return P11E_ERR_IO;
+	}
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return io_err();
+	while (len > 0 && err == P11E_OK) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = io_err();
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (err == P11E_OK && fsync(fd) != 0)
+		err = io_err();
+	saved = errno;
+	if (close(fd) != 0 && err == P11E_OK) {
+		err = io_err();
+		saved = errno;
+	}
+	if (err == P11E_OK && rename(tmp, path) != 0) {
+		err = io_err();
+		saved = errno;
+	}
+	if (err != P11E_OK) {
+		(void)unlink(tmp);
+		errno = saved;
+		return err;
+	}
+	/* the rename itself is durable once the directory is synced */
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return P11E_ERR_IO;
+	if (fsync(dfd) != 0)
+		err = P11E_ERR_IO;
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return err;
 }

@@ -38,4 +38,15 @@ enum p11e_err p11e_private_dir_ensure(const char *path);
  */
 enum p11e_err p11e_state_dir_default(char *out, size_t outlen);
 
+/*
+ * Replaces DIR/NAME with the len bytes of data, durably: a temporary
+ * file DIR/.NAME.tmp (0600, not through a symlink) written and
+ * fsync()ed, renamed over DIR/NAME, then DIR fsync()ed, so that after a
+ * crash DIR/NAME is the old file or the new one, whole.
+ * P11E_ERR_STORAGE_FULL when the disk is full, P11E_ERR_IO otherwise
+ * (errno kept, the temporary file removed).  Logs nothing.
+ */
+enum p11e_err p11e_file_replace(
+    const char *dir, const char *name, const void *data, size_t len);
+
 #endif /* P11E_RUNDIR_H */

@@ -15,6 +15,7 @@
 
 #include "agent/journal.h"
 #include "common/ipc.h"
+#include "common/rundir.h"
 
 static char dir[] = "/tmp/p11e-journal-XXXXXX";
 
@@ -262,6 +263,49 @@ test_save_fails(void **state)
 	p11e_cred_clear(&a);
 }
 
+/* The durable replacement under the journal and the service files. */
+static void
+test_file_replace(void **state)
+{
+	char d[256], path[300], tmp[300], buf[64];
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	snprintf(d, sizeof(d), "%s/replace", dir);
+	assert_int_equal(mkdir(d, 0700), 0);
+	snprintf(path, sizeof(path), "%s/a.conf", d);
+	snprintf(tmp, sizeof(tmp), "%s/.a.conf.tmp", d);
+	assert_int_equal(p11e_file_replace(d, "a.conf", "one", 3), P11E_OK);
+	assert_int_equal(p11e_file_replace(d, "a.conf", "second", 6), P11E_OK);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "second", 6);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_not_equal(stat(tmp, &st), 0); /* no temporary left */
+	/* a symlink where the temporary goes: refused, the file unchanged */
+	assert_int_equal(symlink(path, tmp), 0);
+	assert_int_equal(
+	    p11e_file_replace(d, "a.conf", "third", 5), P11E_ERR_IO);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "second", 6);
+	assert_int_equal(unlink(tmp), 0);
+	/* no such directory: an error, nothing made */
+	snprintf(path, sizeof(path), "%s/none", d);
+	assert_int_equal(
+	    p11e_file_replace(path, "a.conf", "x", 1), P11E_ERR_IO);
+	assert_int_not_equal(stat(path, &st), 0);
+}
+
 struct seen {
 	int good, bad;
 };
@@ -424,6 +468,7 @@ main(void)
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_save_fails),
+		cmocka_unit_test(test_file_replace),
 		cmocka_unit_test(test_list_corrupt),
 		cmocka_unit_test(test_scan_index),
 		cmocka_unit_test(test_next_step),

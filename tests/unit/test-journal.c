@@ -263,14 +263,26 @@ test_save_fails(void **state)
 	p11e_cred_clear(&a);
 }
 
+static void
+assert_file_is(const char *path, const char *want)
+{
+	char buf[64];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(buf, want, n);
+}
+
 /* The durable replacement under the journal and the service files. */
 static void
 test_file_replace(void **state)
 {
-	char d[256], path[300], tmp[300], buf[64];
+	char d[256], path[300], tmp[300];
 	struct stat st;
-	FILE *f;
-	size_t n;
 
 	(void)state;
 	snprintf(d, sizeof(d), "%s/replace", dir);
@@ -279,12 +291,7 @@ test_file_replace(void **state)
 	snprintf(tmp, sizeof(tmp), "%s/.a.conf.tmp", d);
 	assert_int_equal(p11e_file_replace(d, "a.conf", "one", 3), P11E_OK);
 	assert_int_equal(p11e_file_replace(d, "a.conf", "second", 6), P11E_OK);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	assert_int_equal(n, 6);
-	assert_memory_equal(buf, "second", 6);
+	assert_file_is(path, "second");
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_not_equal(stat(tmp, &st), 0); /* no temporary left */
@@ -292,12 +299,7 @@ test_file_replace(void **state)
 	assert_int_equal(symlink(path, tmp), 0);
 	assert_int_equal(
 	    p11e_file_replace(d, "a.conf", "third", 5), P11E_ERR_IO);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	assert_int_equal(n, 6);
-	assert_memory_equal(buf, "second", 6);
+	assert_file_is(path, "second");
 	assert_int_equal(unlink(tmp), 0);
 	/* no such directory: an error, nothing made */
 	snprintf(path, sizeof(path), "%s/none", d);

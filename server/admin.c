@@ -80,29 +80,10 @@ struct acall {
 /* ---- helpers ---- */
 
 static void
-problem(struct acall *c, unsigned int status, const char *type,
-    const char *title, const char *detail)
-{
-	p11e_http_problem(c->resp, status, type, title, detail);
-}
-
-static void
 unavailable(struct acall *c)
 {
 	p11e_http_unavailable(c->resp,
 	    "the store is full or failing; nothing was changed, try again");
-}
-
-static void
-method_not_allowed(struct acall *c, const char *allow)
-{
-	p11e_http_method_not_allowed(c->resp, allow);
-}
-
-static void
-json_reply(struct acall *c, json_t *j)
-{
-	p11e_http_json(c->resp, j);
 }
 
 static enum p11e_err
@@ -124,11 +105,8 @@ static bool
 admin_cert(struct acall *c)
 {
 	char detail[200], status[16] = "", role[16] = "";
-	const ASN1_INTEGER *ai;
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err = P11E_OK;
-	BIGNUM *bn = NULL;
-	char *hex = NULL;
 	X509 *x = NULL;
 	int64_t user = 0;
 	bool ok = false, same = false;
@@ -137,19 +115,15 @@ admin_cert(struct acall *c)
 	detail[0] = '\0';
 	if ((x = p11e_ca_client_cert(c->req, c->a->store, c->now, detail,
 		 sizeof(detail))) == NULL) {
-		problem(c, 403, "certificate-required",
+		p11e_http_problem(c->resp, 403, "certificate-required",
 		    "An administrator's client certificate is required",
 		    detail);
 		return false;
 	}
 	/* identity by issuer (the CA, verified above) and serial only */
-	ai = X509_get0_serialNumber(x);
-	if ((bn = ASN1_INTEGER_to_BN(ai, NULL)) == NULL ||
-	    (hex = BN_bn2hex(bn)) == NULL) {
-		err = P11E_ERR_NOMEM;
+	if ((err = p11e_ca_serial_hex(x, c->serial, sizeof(c->serial))) !=
+	    P11E_OK)
 		goto out;
-	}
-	snprintf(c->serial, sizeof(c->serial), "%s", hex);
 	p11e_hash_sha256(c->req->cert_der[0], c->req->cert_len[0], c->cert_md);
 	if ((c->db = p11e_db_pool_take(c->a->pool)) == NULL) {
 		err = P11E_ERR_DB;
@@ -185,7 +159,7 @@ admin_cert(struct acall *c)
 			 rc == SQLITE_DONE || !same ? "unknown certificate"
 						    : status)) != P11E_OK)
 			goto out;
-		problem(c, 403, "certificate-revoked",
+		p11e_http_problem(c->resp, 403, "certificate-revoked",
 		    "Certificate not accepted",
 		    "the certificate is revoked, superseded or unknown");
 		goto out;
@@ -199,7 +173,8 @@ admin_cert(struct acall *c)
 			 "refused", "not an administrator's certificate")) !=
 		    P11E_OK)
 			goto out;
-		problem(c, 403, "not-admin", "Not an administrator",
+		p11e_http_problem(c->resp, 403, "not-admin",
+		    "Not an administrator",
 		    "this certificate was not issued to an administrator");
 		goto out;
 	}
@@ -207,8 +182,6 @@ admin_cert(struct acall *c)
 out:
 	if (err != P11E_OK)
 		unavailable(c);
-	OPENSSL_free(hex);
-	BN_free(bn);
 	X509_free(x);
 	return ok;
 }
@@ -223,7 +196,7 @@ locked_refusal(struct acall *c, const char *action)
 		unavailable(c);
 		return true;
 	}
-	problem(c, 403, "account-locked", "Account locked",
+	p11e_http_problem(c->resp, 403, "account-locked", "Account locked",
 	    "too many failed attempts; ask the bank to unlock it");
 	return true;
 }
@@ -241,12 +214,12 @@ body_object(struct acall *c)
 	json_t *j;
 
 	if (strcmp(c->req->method, "POST") != 0) {
-		method_not_allowed(c, "POST");
+		p11e_http_method_not_allowed(c->resp, "POST");
 		return NULL;
 	}
 	if (!p11e_http_media_type_is(
 		c->req->content_type, "application/json")) {
-		problem(c, 415, "unsupported-media-type",
+		p11e_http_problem(c->resp, 415, "unsupported-media-type",
 		    "Unsupported media type",
 		    "send Content-Type: application/json");
 		return NULL;
@@ -255,8 +228,8 @@ body_object(struct acall *c)
 	    JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL || !json_is_object(j)) {
 		json_decref(j);
-		problem(c, 400, "invalid-request", "Invalid request",
-		    "expected a JSON object");
+		p11e_http_problem(c->resp, 400, "invalid-request",
+		    "Invalid request", "expected a JSON object");
 		return NULL;
 	}
 	return j;
@@ -298,7 +271,8 @@ secret_member(json_t *j, const char *key, size_t max)
 static void
 bad_request(struct acall *c, const char *detail)
 {
-	problem(c, 400, "invalid-request", "Invalid request", detail);
+	p11e_http_problem(
+	    c->resp, 400, "invalid-request", "Invalid request", detail);
 }
 
 /* ---- PINs and failure counters ---- */
@@ -636,8 +610,8 @@ session_find(
 static void
 invalid_token(struct acall *c, const char *detail)
 {
-	problem(c, 401, "invalid-token", "Invalid or expired admin session",
-	    detail);
+	p11e_http_problem(c->resp, 401, "invalid-token",
+	    "Invalid or expired admin session", detail);
 	snprintf(c->resp->www_authenticate, sizeof(c->resp->www_authenticate),
 	    "Bearer realm=\"p11enroll\"");
 }
@@ -737,11 +711,12 @@ session_open(struct acall *c)
 		    P11E_OK)
 			goto out;
 		if (locked)
-			problem(c, 403, "account-locked", "Account locked",
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
 			    "too many failed attempts; ask the bank to "
 			    "unlock it");
 		else
-			problem(c, 401, "invalid-credentials",
+			p11e_http_problem(c->resp, 401, "invalid-credentials",
 			    "Invalid credentials", "wrong contract PIN");
 		goto out;
 	}
@@ -759,7 +734,7 @@ session_open(struct acall *c)
 	    p11e_secret_len(sid), "challenge",
 	    p11e_card_label((size_t)cells[0]),
 	    p11e_card_label((size_t)cells[1]), "expires", exp_s);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	json_decref(j);
 out:
 	if (err != P11E_OK)
@@ -835,11 +810,12 @@ session_grid(struct acall *c)
 			 "grid answer wrong", &locked)) != P11E_OK)
 			goto out;
 		if (locked)
-			problem(c, 403, "account-locked", "Account locked",
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
 			    "too many wrong grid answers; ask the bank to "
 			    "unlock it");
 		else
-			problem(c, 401, "grid-mismatch",
+			p11e_http_problem(c->resp, 401, "grid-mismatch",
 			    "Wrong customer card numbers",
 			    "the same two cells are asked again");
 		goto out;
@@ -871,7 +847,7 @@ session_grid(struct acall *c)
 	j = json_pack("{s:s%, s:I, s:s}", "token", p11e_secret_str(tok),
 	    p11e_secret_len(tok), "idle_timeout", (json_int_t)c->a->idle,
 	    "expires", exp_s);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	goto out;
 commit:
 	if (err == P11E_OK)
@@ -944,7 +920,7 @@ users_list(struct acall *c)
 	int rc;
 
 	if (strcmp(c->req->method, "GET") != 0) {
-		method_not_allowed(c, "GET, POST");
+		p11e_http_method_not_allowed(c->resp, "GET, POST");
 		return;
 	}
 	if (!admin_token(c, "admin-users"))
@@ -1004,7 +980,7 @@ users_list(struct acall *c)
 		goto out;
 	j = json_pack(
 	    "{s:s, s:O}", "contract_id", c->u.contract_id, "users", rows);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	json_decref(j);
 out:
 	sqlite3_finalize(st);
@@ -1025,7 +1001,7 @@ audit_list(struct acall *c)
 	int rc;
 
 	if (strcmp(c->req->method, "GET") != 0) {
-		method_not_allowed(c, "GET");
+		p11e_http_method_not_allowed(c->resp, "GET");
 		return;
 	}
 	if (!admin_token(c, "admin-audit"))
@@ -1067,7 +1043,7 @@ audit_list(struct acall *c)
 		goto out;
 	j = json_pack(
 	    "{s:s, s:O}", "contract_id", c->u.contract_id, "audit", rows);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	json_decref(j);
 out:
 	sqlite3_finalize(st);
@@ -1198,7 +1174,7 @@ certificate_action(struct acall *c, const char *user_id)
 	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t)) ==
 		P11E_ERR_NOT_FOUND) {
 		err = P11E_OK;
-		problem(c, 404, "unknown-user", "Unknown user",
+		p11e_http_problem(c->resp, 404, "unknown-user", "Unknown user",
 		    "no such user in this contract");
 		goto out;
 	}
@@ -1221,11 +1197,13 @@ certificate_action(struct acall *c, const char *user_id)
 			 detail, &locked)) != P11E_OK)
 			goto out;
 		if (locked)
-			problem(c, 403, "account-locked", "Account locked",
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
 			    "too many failed attempts; ask the bank to "
 			    "unlock it");
 		else
-			problem(c, 403, "confirmation-pin-mismatch",
+			p11e_http_problem(c->resp, 403,
+			    "confirmation-pin-mismatch",
 			    "Wrong confirmation PIN", "nothing was done");
 		goto out;
 	}
@@ -1249,7 +1227,7 @@ certificate_action(struct acall *c, const char *user_id)
 				 "reissue: a window is open already")) !=
 			    P11E_OK)
 				goto out;
-			problem(c, 409, "window-open",
+			p11e_http_problem(c->resp, 409, "window-open",
 			    "An acquisition window is open already",
 			    "keep closes it; then reissue again");
 			goto out;
@@ -1315,7 +1293,7 @@ certificate_action(struct acall *c, const char *user_id)
 		json_object_set_new(j, "window_closes", json_string(closes_s));
 		json_object_set_new(j, "invitation", inv);
 	}
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	goto out;
 bad:
 	json_decref(j);
@@ -1416,11 +1394,13 @@ user_add(struct acall *c)
 			 &locked)) != P11E_OK)
 			goto out;
 		if (locked)
-			problem(c, 403, "account-locked", "Account locked",
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
 			    "too many failed attempts; ask the bank to "
 			    "unlock it");
 		else
-			problem(c, 403, "confirmation-pin-mismatch",
+			p11e_http_problem(c->resp, 403,
+			    "confirmation-pin-mismatch",
 			    "Wrong confirmation PIN", "nothing was done");
 		goto out;
 	}
@@ -1430,8 +1410,8 @@ user_add(struct acall *c)
 	if (err == P11E_OK) {
 		p11e_db_rollback(c->db);
 		err = P11E_OK;
-		problem(c, 409, "user-exists", "User exists already",
-		    "choose another user ID");
+		p11e_http_problem(c->resp, 409, "user-exists",
+		    "User exists already", "choose another user ID");
 		goto out;
 	}
 	closes = c->now + (time_t)c->a->policy->window;
@@ -1450,7 +1430,7 @@ user_add(struct acall *c)
 	    user_id, "role", "user", "window_closes", closes_s);
 	j = json_pack("{s:s, s:s, s:o}", "user_id", user_id, "window_closes",
 	    closes_s, "invitation", inv);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 out:
 	if (err != P11E_OK) {
 		if (c->db != NULL)
@@ -1499,7 +1479,7 @@ user_confirmed(struct acall *c, const char *user_id, const char *action,
 	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, t)) ==
 		P11E_ERR_NOT_FOUND) {
 		err = P11E_OK;
-		problem(c, 404, "unknown-user", "Unknown user",
+		p11e_http_problem(c->resp, 404, "unknown-user", "Unknown user",
 		    "no such user in this contract");
 		goto out;
 	}
@@ -1519,11 +1499,13 @@ user_confirmed(struct acall *c, const char *user_id, const char *action,
 			 c, false, action, target, why, &locked)) != P11E_OK)
 			goto out;
 		if (locked)
-			problem(c, 403, "account-locked", "Account locked",
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
 			    "too many failed attempts; ask the bank to "
 			    "unlock it");
 		else
-			problem(c, 403, "confirmation-pin-mismatch",
+			p11e_http_problem(c->resp, 403,
+			    "confirmation-pin-mismatch",
 			    "Wrong confirmation PIN", "nothing was done");
 		goto out;
 	}
@@ -1573,7 +1555,7 @@ unlock_action(struct acall *c, const char *user_id)
 	j = json_pack("{s:s, s:b, s:i, s:i}", "user_id", t.user_id,
 	    "was_locked", t.locked, "failures", t.failures, "grid_failures",
 	    t.grid_failures);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 out:
 	if (err != P11E_OK) {
 		p11e_db_rollback(c->db);
@@ -1619,7 +1601,7 @@ otp_action(struct acall *c, const char *user_id)
 	    "serial", serial, "otpauth_uri", p11e_secret_str(uri),
 	    p11e_secret_len(uri), "digits", (int)params.digits, "period",
 	    (int)params.step);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 out:
 	if (err != P11E_OK) {
 		p11e_db_rollback(c->db);
@@ -1658,7 +1640,7 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 		else if (strcmp(req->method, "POST") == 0)
 			session_open(&c);
 		else
-			method_not_allowed(&c, "POST, DELETE");
+			p11e_http_method_not_allowed(c.resp, "POST, DELETE");
 	} else if (strcmp(rest, "session/grid") == 0) {
 		session_grid(&c);
 	} else if (strcmp(rest, "users") == 0) {
@@ -1682,7 +1664,7 @@ p11e_admin_handle(struct p11e_admin *a, const struct p11e_http_request *req,
 		else
 			certificate_action(&c, user_id);
 	} else {
-		problem(&c, 404, "not-found", "Not found", NULL);
+		p11e_http_problem(c.resp, 404, "not-found", "Not found", NULL);
 	}
 	p11e_db_pool_give(a->pool, c.db);
 }

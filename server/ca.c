@@ -1367,3 +1367,21 @@ out:
 	}
 	return x;
 }
+
+enum p11e_err
+p11e_ca_serial_hex(const X509 *x, char *buf, size_t len)
+{
+	BIGNUM *bn;
+	char *hex = NULL;
+
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+		NULL ||
+	    (hex = BN_bn2hex(bn)) == NULL) {
+		BN_free(bn);
+		return P11E_ERR_NOMEM;
+	}
+	snprintf(buf, len, "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return P11E_OK;
+}

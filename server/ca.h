@@ -207,4 +207,11 @@ struct p11e_http_request;
 X509 *p11e_ca_client_cert(const struct p11e_http_request *req,
     X509_STORE *store, time_t now, char *detail, size_t dlen);
 
+/*
+ * The serial number of x as upper-case hex (OpenSSL's BN_bn2hex, the
+ * form of certificates.serial) into buf (len bytes, cut when longer).
+ * P11E_ERR_NOMEM when OpenSSL cannot allocate.
+ */
+enum p11e_err p11e_ca_serial_hex(const X509 *x, char *buf, size_t len);
+
 #endif /* P11E_CA_H */

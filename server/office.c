@@ -109,6 +109,29 @@ find_user(struct p11e_ra *ra, const char *contract_id, const char *user_id,
 	return err;
 }
 
+/*
+ * The user a command names (CONTRACT USER_ID in ids[0], ids[1]): checks
+ * the IDs, opens the RA and finds the user, printing what is wrong, and
+ * puts "CONTRACT/USER_ID" (the audit target) into target.  Returns
+ * P11E_RA_EXIT_OK, or the exit code of the failure.
+ */
+static int
+open_user(struct p11e_ra *ra, char *const *ids, struct p11e_db_user *u,
+    char *target, size_t len)
+{
+	enum p11e_err err;
+
+	if (check_ids(ids[0], ids[1]) != P11E_OK || p11e_ra_open(ra) != P11E_OK)
+		return P11E_RA_EXIT_FAILURE;
+	if ((err = find_user(ra, ids[0], ids[1], u)) != P11E_OK) {
+		if (err != P11E_ERR_NOT_FOUND)
+			p11e_ra_fail(err, NULL);
+		return p11e_ra_exit(err);
+	}
+	snprintf(target, len, "%s/%s", u->contract_id, u->user_id);
+	return P11E_RA_EXIT_OK;
+}
+
 /* n random characters of alphabet (no modulo bias) into a new secret. */
 static enum p11e_err
 random_chars(const char *alphabet, size_t n, struct p11e_secret **out)
@@ -1000,7 +1023,7 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 	struct p11e_db_user u;
 	char target[64], gen_serial[P11E_TOTP_SERIAL_MAX], detail[80];
 	enum p11e_err err;
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'p')
@@ -1014,13 +1037,9 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 	}
 	if (optind != argc - 2 || (pskc != NULL) != (serial != NULL))
 		goto usage;
-	if (check_ids(argv[optind], argv[optind + 1]) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if (p11e_ra_open(ra) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if ((err = find_user(ra, argv[optind], argv[optind + 1], &u)) !=
-	    P11E_OK)
-		goto out;
+	if ((rc = open_user(ra, argv + optind, &u, target, sizeof(target))) !=
+	    P11E_RA_EXIT_OK)
+		return rc;
 	params.step = ra->cfg.policy.otp_step;
 	if (pskc != NULL) {
 		if ((err = pskc_import(
@@ -1031,7 +1050,6 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 			goto out;
 		serial = gen_serial;
 	}
-	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
 	snprintf(detail, sizeof(detail), "serial=%s%s", serial,
 	    pskc != NULL ? " (PSKC)" : "");
 	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
@@ -1096,15 +1114,12 @@ usage:
 static int
 otp_check(struct p11e_ra *ra, int argc, char **argv)
 {
-	struct p11e_totp_params params = p11e_totp_default_params;
-	struct p11e_secret *secret = NULL, *code = NULL;
+	struct p11e_secret *code = NULL;
 	bool from_stdin = false;
 	struct p11e_db_user u;
-	sqlite3_stmt *st = NULL;
-	int64_t last = -1, matched = -1, token = 0;
-	char target[64], aad[64];
-	enum p11e_err err;
-	int i;
+	char target[64];
+	enum p11e_err err, verdict;
+	int i, rc;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--stdin") == 0)
@@ -1114,54 +1129,24 @@ otp_check(struct p11e_ra *ra, int argc, char **argv)
 	}
 	if (i != argc - 2)
 		goto usage;
-	if (check_ids(argv[i], argv[i + 1]) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if (p11e_ra_open(ra) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if ((err = find_user(ra, argv[i], argv[i + 1], &u)) != P11E_OK)
-		goto out;
-	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
+	if ((rc = open_user(ra, argv + i, &u, target, sizeof(target))) !=
+	    P11E_RA_EXIT_OK)
+		return rc;
 	if ((err = p11e_cli_read_secret(
 		 _("One-time password: "), from_stdin, &code)) != P11E_OK)
 		goto out;
 	/* decision and step in one transaction (R02) */
-	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
-	    (err = p11e_db_prepare(ra->db,
-		 "SELECT id, secret, digits, step, last_used_step"
-		 " FROM otp_tokens WHERE user = ?",
-		 &st)) != P11E_OK)
+	if ((err = p11e_db_begin(ra->db)) != P11E_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, u.id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+	err = p11e_totp_check(ra->db, ra->data_key, u.id, code,
+	    ra->cfg.policy.otp_skew, time(NULL), &verdict);
+	if (err == P11E_ERR_NOT_FOUND)
 		p11e_error(_("%s has no one-time password token"), target);
-		err = P11E_ERR_NOT_FOUND;
-		goto out;
-	}
-	snprintf(aad, sizeof(aad), "otp:%lld", (long long)u.id);
-	token = sqlite3_column_int64(st, 0);
-	params.digits = (unsigned int)sqlite3_column_int(st, 2);
-	params.step = (unsigned int)sqlite3_column_int(st, 3);
-	params.skew = ra->cfg.policy.otp_skew;
-	last = sqlite3_column_int64(st, 4);
-	err = p11e_unseal(ra->data_key, aad, sqlite3_column_blob(st, 1),
-	    (size_t)sqlite3_column_bytes(st, 1), &secret);
-	sqlite3_finalize(st);
 	if (err != P11E_OK)
 		goto out;
-	err =
-	    p11e_totp_verify(secret, &params, time(NULL), last, code, &matched);
+	err = verdict;
 	if (err == P11E_OK) {
-		if ((err = p11e_db_prepare(ra->db,
-			 "UPDATE otp_tokens SET last_used_step = ?"
-			 " WHERE id = ? AND last_used_step < ?",
-			 &st)) != P11E_OK)
-			goto out;
-		sqlite3_bind_int64(st, 1, matched);
-		sqlite3_bind_int64(st, 2, token);
-		sqlite3_bind_int64(st, 3, matched);
-		if ((err = p11e_db_step_done(ra->db, st)) != P11E_OK ||
-		    (err = audit(ra, "otp-check", target, "ok", NULL)) !=
+		if ((err = audit(ra, "otp-check", target, "ok", NULL)) !=
 			P11E_OK ||
 		    (err = p11e_db_commit(ra->db)) != P11E_OK)
 			goto out;
@@ -1190,7 +1175,6 @@ out:
 		if (err != P11E_ERR_NOT_FOUND)
 			p11e_ra_fail(err, NULL);
 	}
-	p11e_secret_free(secret);
 	p11e_secret_free(code);
 	return p11e_ra_exit(err);
 usage:
@@ -1230,7 +1214,7 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 	int64_t window;
 	time_t now, closes;
 	unsigned int mdlen;
-	int c;
+	int c, rc;
 	size_t i;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1241,14 +1225,9 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 	}
 	if (optind != argc - 2)
 		goto usage;
-	if (check_ids(argv[optind], argv[optind + 1]) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if (p11e_ra_open(ra) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if ((err = find_user(ra, argv[optind], argv[optind + 1], &u)) !=
-	    P11E_OK)
-		goto out;
-	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
+	if ((rc = open_user(ra, argv + optind, &u, target, sizeof(target))) !=
+	    P11E_RA_EXIT_OK)
+		return rc;
 	if (!u.admin) {
 		p11e_error(_("%s is not an administrator (管理者): admin codes "
 			     "are for an administrator's first certificate"),
@@ -1546,7 +1525,7 @@ p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv)
 	sqlite3_stmt *st = NULL;
 	char target[64], detail[64];
 	enum p11e_err err;
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j')
@@ -1556,14 +1535,9 @@ p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv)
 	}
 	if (optind != argc - 2)
 		goto usage;
-	if (check_ids(argv[optind], argv[optind + 1]) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if (p11e_ra_open(ra) != P11E_OK)
-		return P11E_RA_EXIT_FAILURE;
-	if ((err = find_user(ra, argv[optind], argv[optind + 1], &u)) !=
-	    P11E_OK)
-		goto out;
-	snprintf(target, sizeof(target), "%s/%s", u.contract_id, u.user_id);
+	if ((rc = open_user(ra, argv + optind, &u, target, sizeof(target))) !=
+	    P11E_RA_EXIT_OK)
+		return rc;
 	snprintf(detail, sizeof(detail), "failures=%d grid=%d locked=%d",
 	    u.failures, u.grid_failures, u.locked ? 1 : 0);
 	if ((err = p11e_db_begin(ra->db)) != P11E_OK ||
@@ -1717,50 +1691,32 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 			return P11E_RA_EXIT_FAILURE;
 		}
 	}
+	/* ?1 is NULL (every contract) when no CONTRACT is given */
 	contracts = query_json(ra,
-	    contract != NULL
-		? "SELECT contract_id, name, created FROM contracts c"
-		  " WHERE c.contract_id = ?1 ORDER BY contract_id"
-		: "SELECT contract_id, name, created FROM contracts c"
-		  " ORDER BY contract_id",
+	    "SELECT contract_id, name, created FROM contracts c"
+	    " WHERE ?1 IS NULL OR c.contract_id = ?1 ORDER BY contract_id",
 	    contract);
 	users = query_json(ra,
-	    contract != NULL
-		? "SELECT c.contract_id, u.user_id, u.name, u.role,"
-		  " u.failures, u.grid_failures, u.locked, o.serial AS"
-		  " otp_serial, u.created FROM users u JOIN contracts c ON"
-		  " c.id = u.contract LEFT JOIN otp_tokens o ON o.user = u.id"
-		  " WHERE c.contract_id = ?1 ORDER BY c.contract_id, u.user_id"
-		: "SELECT c.contract_id, u.user_id, u.name, u.role,"
-		  " u.failures, u.grid_failures, u.locked, o.serial AS"
-		  " otp_serial, u.created FROM users u JOIN contracts c ON"
-		  " c.id = u.contract LEFT JOIN otp_tokens o ON o.user = u.id"
-		  " ORDER BY c.contract_id, u.user_id",
+	    "SELECT c.contract_id, u.user_id, u.name, u.role,"
+	    " u.failures, u.grid_failures, u.locked, o.serial AS"
+	    " otp_serial, u.created FROM users u JOIN contracts c ON"
+	    " c.id = u.contract LEFT JOIN otp_tokens o ON o.user = u.id"
+	    " WHERE ?1 IS NULL OR c.contract_id = ?1"
+	    " ORDER BY c.contract_id, u.user_id",
 	    contract);
 	certs = query_json(ra,
-	    contract != NULL
-		? "SELECT x.serial, c.contract_id, u.user_id, x.issue_no,"
-		  " x.status, x.key_type, x.not_before, x.not_after,"
-		  " x.revoked_at, x.reason, x.issued_from FROM certificates x"
-		  " JOIN users u ON u.id = x.user JOIN contracts c ON"
-		  " c.id = u.contract WHERE c.contract_id = ?1"
-		  " ORDER BY x.created"
-		: "SELECT x.serial, c.contract_id, u.user_id, x.issue_no,"
-		  " x.status, x.key_type, x.not_before, x.not_after,"
-		  " x.revoked_at, x.reason, x.issued_from FROM certificates x"
-		  " JOIN users u ON u.id = x.user JOIN contracts c ON"
-		  " c.id = u.contract ORDER BY x.created",
+	    "SELECT x.serial, c.contract_id, u.user_id, x.issue_no,"
+	    " x.status, x.key_type, x.not_before, x.not_after,"
+	    " x.revoked_at, x.reason, x.issued_from FROM certificates x"
+	    " JOIN users u ON u.id = x.user JOIN contracts c ON"
+	    " c.id = u.contract WHERE ?1 IS NULL OR c.contract_id = ?1"
+	    " ORDER BY x.created",
 	    contract);
 	windows = query_json(ra,
-	    contract != NULL
-		? "SELECT c.contract_id, u.user_id, w.reason, w.state,"
-		  " w.opened, w.closes, w.opened_by FROM windows w JOIN users"
-		  " u ON u.id = w.user JOIN contracts c ON c.id = u.contract"
-		  " WHERE c.contract_id = ?1 ORDER BY w.opened"
-		: "SELECT c.contract_id, u.user_id, w.reason, w.state,"
-		  " w.opened, w.closes, w.opened_by FROM windows w JOIN users"
-		  " u ON u.id = w.user JOIN contracts c ON c.id = u.contract"
-		  " ORDER BY w.opened",
+	    "SELECT c.contract_id, u.user_id, w.reason, w.state,"
+	    " w.opened, w.closes, w.opened_by FROM windows w JOIN users"
+	    " u ON u.id = w.user JOIN contracts c ON c.id = u.contract"
+	    " WHERE ?1 IS NULL OR c.contract_id = ?1 ORDER BY w.opened",
 	    contract);
 	if (contracts == NULL || users == NULL || certs == NULL ||
 	    windows == NULL) {

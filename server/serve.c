@@ -402,13 +402,6 @@ txn_rollback(struct call *c)
 /* ---- responses ---- */
 
 static void
-problem(struct call *c, unsigned int status, const char *type,
-    const char *title, const char *detail)
-{
-	p11e_http_problem(c->resp, status, type, title, detail);
-}
-
-static void
 unavailable(struct call *c)
 {
 	p11e_http_unavailable(c->resp,
@@ -418,15 +411,10 @@ unavailable(struct call *c)
 static void
 rate_limited(struct call *c, unsigned int retry)
 {
-	problem(c, 429, "rate-limited", "Too many requests", NULL);
+	p11e_http_problem(
+	    c->resp, 429, "rate-limited", "Too many requests", NULL);
 	snprintf(c->resp->retry_after, sizeof(c->resp->retry_after), "%u",
 	    retry > 0 ? retry : 1);
-}
-
-static void
-method_not_allowed(struct call *c, const char *allow)
-{
-	p11e_http_method_not_allowed(c->resp, allow);
 }
 
 static void
@@ -435,20 +423,8 @@ unsupported_media_type(struct call *c, const char *want)
 	char detail[96];
 
 	snprintf(detail, sizeof(detail), "send Content-Type: %s", want);
-	problem(
-	    c, 415, "unsupported-media-type", "Unsupported media type", detail);
-}
-
-static void
-body_set(struct call *c, const char *ctype, const void *data, size_t len)
-{
-	p11e_http_body(c->resp, ctype, data, len);
-}
-
-static void
-json_reply(struct call *c, json_t *j)
-{
-	p11e_http_json(c->resp, j);
+	p11e_http_problem(c->resp, 415, "unsupported-media-type",
+	    "Unsupported media type", detail);
 }
 
 /* ---- base64 ---- */
@@ -544,7 +520,7 @@ reply_cert(struct call *c, const unsigned char *der, size_t len)
 	p11e_buf_init(&b64, 512 * 1024);
 	if ((err = p11e_ca_pkcs7_certs(ders, lens, 1, &p7)) == P11E_OK &&
 	    (err = b64_encode(p7.data, p7.len, &b64)) == P11E_OK)
-		body_set(c, PKCS7_CERTS, b64.data, b64.len);
+		p11e_http_body(c->resp, PKCS7_CERTS, b64.data, b64.len);
 	p11e_buf_clear(&p7);
 	p11e_buf_clear(&b64);
 	return err;
@@ -813,7 +789,7 @@ session_ok(struct call *c, const struct p11e_db_user *u, int64_t window,
 	    "subject", subject, "key_policy",
 	    key_policy_json(c->s->policy->key_types), "window_closes",
 	    closes_s);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	json_decref(j);
 out:
 	if (err != P11E_OK)
@@ -825,24 +801,23 @@ static void
 session(struct call *c)
 {
 	struct server *s = c->s;
-	struct p11e_totp_params params = p11e_totp_default_params;
-	struct p11e_secret *pw = NULL, *otp = NULL, *secret = NULL;
+	struct p11e_secret *pw = NULL, *otp = NULL;
 	const char *key;
 	char contract_id[12], user_id[31];
 	struct p11e_db_user u, u2;
 	unsigned char nkey[32];
-	char hash[P11E_HASH_ENCODED_MAX], target[64], aad[64];
+	char hash[P11E_HASH_ENCODED_MAX], target[64];
 	json_t *j = NULL, *v;
 	json_error_t je;
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err = P11E_OK, verr;
-	int64_t matched = -1, token_id, last, window;
+	int64_t window;
 	time_t closes;
 	unsigned int retry = 0, n;
 	bool slot = false, pw_ok;
 
 	if (strcmp(c->req->method, "POST") != 0) {
-		method_not_allowed(c, "POST");
+		p11e_http_method_not_allowed(c->resp, "POST");
 		return;
 	}
 	if (!p11e_http_media_type_is(
@@ -918,8 +893,8 @@ session(struct call *c)
 			 "refused", c->req->peer, "unknown user")) != P11E_OK)
 			goto out;
 		fail_delay(fail_note(s, nkey, true));
-		problem(
-		    c, 401, "invalid-credentials", "Invalid credentials", NULL);
+		p11e_http_problem(c->resp, 401, "invalid-credentials",
+		    "Invalid credentials", NULL);
 		goto out;
 	}
 	if (err != P11E_OK)
@@ -938,7 +913,8 @@ session(struct call *c)
 			 "refused", c->req->peer, "locked")) != P11E_OK ||
 		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
-		problem(c, 403, "account-locked", "Account locked",
+		p11e_http_problem(c->resp, 403, "account-locked",
+		    "Account locked",
 		    "too many failed attempts; ask your administrator to "
 		    "unlock the account");
 		goto out;
@@ -947,38 +923,23 @@ session(struct call *c)
 		if ((err = login_failed(c, &u2, target, "password")) != P11E_OK)
 			goto out;
 		fail_delay(fail_note(s, nkey, true));
-		problem(
-		    c, 401, "invalid-credentials", "Invalid credentials", NULL);
+		p11e_http_problem(c->resp, 401, "invalid-credentials",
+		    "Invalid credentials", NULL);
 		goto out;
 	}
-	if ((err = p11e_db_prepare(c->db,
-		 "SELECT id, secret, digits, step, last_used_step"
-		 " FROM otp_tokens WHERE user = ?",
-		 &st)) != P11E_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, u.id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+	err = p11e_totp_check(c->db, s->ra->data_key, u.id, otp,
+	    s->policy->otp_skew, c->now, &verr);
+	if (err == P11E_ERR_NOT_FOUND) {
 		if ((err = login_failed(c, &u2, target, "no otp token")) !=
 		    P11E_OK)
 			goto out;
 		fail_delay(fail_note(s, nkey, true));
-		problem(
-		    c, 401, "invalid-credentials", "Invalid credentials", NULL);
+		p11e_http_problem(c->resp, 401, "invalid-credentials",
+		    "Invalid credentials", NULL);
 		goto out;
 	}
-	snprintf(aad, sizeof(aad), "otp:%lld", (long long)u.id);
-	token_id = sqlite3_column_int64(st, 0);
-	params.digits = (unsigned int)sqlite3_column_int(st, 2);
-	params.step = (unsigned int)sqlite3_column_int(st, 3);
-	params.skew = s->policy->otp_skew;
-	last = sqlite3_column_int64(st, 4);
-	err = p11e_unseal(s->ra->data_key, aad, sqlite3_column_blob(st, 1),
-	    (size_t)sqlite3_column_bytes(st, 1), &secret);
-	sqlite3_finalize(st);
 	if (err != P11E_OK)
 		goto out;
-	verr = p11e_totp_verify(secret, &params, c->now, last, otp, &matched);
 	if (verr != P11E_OK) {
 		bool replay = verr == P11E_ERR_OTP_REPLAYED;
 
@@ -989,24 +950,15 @@ session(struct call *c)
 		fail_delay(n);
 		/* said only after the password was right */
 		if (replay)
-			problem(c, 401, "otp-replayed",
+			p11e_http_problem(c->resp, 401, "otp-replayed",
 			    "One-time password already used",
 			    "wait for the next code");
 		else
-			problem(c, 401, "invalid-credentials",
+			p11e_http_problem(c->resp, 401, "invalid-credentials",
 			    "Invalid credentials", NULL);
 		goto out;
 	}
 	if ((err = p11e_db_prepare(c->db,
-		 "UPDATE otp_tokens SET last_used_step = ?"
-		 " WHERE id = ? AND last_used_step < ?",
-		 &st)) != P11E_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, matched);
-	sqlite3_bind_int64(st, 2, token_id);
-	sqlite3_bind_int64(st, 3, matched);
-	if ((err = p11e_db_step_done(c->db, st)) != P11E_OK ||
-	    (err = p11e_db_prepare(c->db,
 		 "UPDATE users SET failures = 0 WHERE id = ?", &st)) != P11E_OK)
 		goto out;
 	sqlite3_bind_int64(st, 1, u.id);
@@ -1021,7 +973,7 @@ session(struct call *c)
 			P11E_OK ||
 		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
-		problem(c, 403, "no-enrollment-window",
+		p11e_http_problem(c->resp, 403, "no-enrollment-window",
 		    "No open acquisition window",
 		    "ask your administrator to reissue");
 		goto out;
@@ -1031,7 +983,7 @@ session(struct call *c)
 	session_ok(c, &u, window, closes, target);
 	goto out;
 bad:
-	problem(c, 400, "invalid-request", "Invalid request",
+	p11e_http_problem(c->resp, 400, "invalid-request", "Invalid request",
 	    "expected {\"contract_id\": 11 digits, \"user_id\": 1-30 letters "
 	    "and digits, \"password\", \"otp\"}, all strings");
 out:
@@ -1042,7 +994,6 @@ out:
 	json_decref(j);
 	p11e_secret_free(pw);
 	p11e_secret_free(otp);
-	p11e_secret_free(secret);
 }
 
 /* ---- issuance ---- */
@@ -1079,7 +1030,7 @@ enroll_start(struct call *c, struct csr_in *in)
 
 	p11e_buf_init(&in->der, 64 * 1024);
 	if (strcmp(c->req->method, "POST") != 0) {
-		method_not_allowed(c, "POST");
+		p11e_http_method_not_allowed(c->resp, "POST");
 		return true;
 	}
 	if (!p11e_http_media_type_is(
@@ -1088,7 +1039,7 @@ enroll_start(struct call *c, struct csr_in *in)
 		return true;
 	}
 	if (b64_decode(c->req->body, c->req->body_len, &in->der) != P11E_OK) {
-		problem(c, 400, "csr-invalid", "Invalid CSR",
+		p11e_http_problem(c->resp, 400, "csr-invalid", "Invalid CSR",
 		    "the body is not base64 (RFC 4648) of a DER PKCS#10 "
 		    "request");
 		return true;
@@ -1131,22 +1082,23 @@ csr_check(struct call *c, struct csr_in *in, const struct p11e_ca_profile *p)
 	    c->s->policy->key_types, p, &in->req, &in->key_type, detail,
 	    sizeof(detail));
 	if (err == P11E_ERR_KEY_POLICY) {
-		problem(
-		    c, 400, "key-policy-violation", "Key not allowed", detail);
+		p11e_http_problem(c->resp, 400, "key-policy-violation",
+		    "Key not allowed", detail);
 		return false;
 	}
 	if (err == P11E_ERR_CSR_EXTENSIONS) {
-		problem(c, 400, "extension-not-allowed",
+		p11e_http_problem(c->resp, 400, "extension-not-allowed",
 		    "Extension or subject not allowed", detail);
 		return false;
 	}
 	if (err != P11E_OK) {
-		problem(c, 400, "csr-invalid", "Invalid CSR",
+		p11e_http_problem(c->resp, 400, "csr-invalid", "Invalid CSR",
 		    detail[0] ? detail : NULL);
 		return false;
 	}
 	if (p11e_ca_req_spki_sha256(in->req, in->spki_md) != P11E_OK) {
-		problem(c, 400, "csr-invalid", "Invalid CSR", NULL);
+		p11e_http_problem(
+		    c->resp, 400, "csr-invalid", "Invalid CSR", NULL);
 		return false;
 	}
 	return true;
@@ -1212,7 +1164,8 @@ issue_commit(struct call *c, const struct p11e_db_user *u,
 	if ((err = txn_commit(c)) != P11E_OK)
 		goto out;
 	if (reply_cert(c, out.der.data, out.der.len) != P11E_OK)
-		problem(c, 500, "internal-error", "Internal error",
+		p11e_http_problem(c->resp, 500, "internal-error",
+		    "Internal error",
 		    "issued; send the same CSR again to receive it");
 out:
 	p11e_buf_clear(&out.der);
@@ -1284,7 +1237,7 @@ simpleenroll(struct call *c)
 	if (enroll_start(c, &in))
 		goto out;
 	if (!enroll_credential(c, md, &kind, who, sizeof(who))) {
-		problem(c, 401, "invalid-credentials",
+		p11e_http_problem(c->resp, 401, "invalid-credentials",
 		    "Authentication required",
 		    "send Authorization: Bearer <enrollment token> or Basic "
 		    "with a one-time enrollment code");
@@ -1310,7 +1263,8 @@ simpleenroll(struct call *c)
 		err = P11E_OK;
 		(void)p11e_db_audit(c->db, "user", "simpleenroll", NULL,
 		    "refused", c->req->peer, "unknown or expired credential");
-		problem(c, 401, "invalid-credentials", "Invalid credentials",
+		p11e_http_problem(c->resp, 401, "invalid-credentials",
+		    "Invalid credentials",
 		    "the enrollment token or code is unknown or expired");
 		goto out;
 	}
@@ -1326,7 +1280,8 @@ simpleenroll(struct call *c)
 		goto out;
 	if (code.has_spki && memcmp(code.spki, in.spki_md, 32) != 0) {
 		txn_rollback(c);
-		problem(c, 403, "key-mismatch", "Token bound to another key",
+		p11e_http_problem(c->resp, 403, "key-mismatch",
+		    "Token bound to another key",
 		    "the enrollment token was first used with another "
 		    "public key");
 		goto out;
@@ -1347,7 +1302,7 @@ simpleenroll(struct call *c)
 		if (err != P11E_ERR_NOT_FOUND)
 			goto out;
 		err = P11E_OK;
-		problem(c, 403, "no-enrollment-window",
+		p11e_http_problem(c->resp, 403, "no-enrollment-window",
 		    "No open acquisition window",
 		    "this enrollment token or code was already used");
 		goto out;
@@ -1361,7 +1316,7 @@ simpleenroll(struct call *c)
 			err = txn_commit(c);
 		if (err != P11E_OK)
 			goto out;
-		problem(c, 403, "no-enrollment-window",
+		p11e_http_problem(c->resp, 403, "no-enrollment-window",
 		    "No open acquisition window",
 		    "the window expired, was used or was closed: ask your "
 		    "administrator to reissue");
@@ -1387,8 +1342,8 @@ simpleenroll(struct call *c)
 			 "refused", c->req->peer, "key in use")) != P11E_OK ||
 		    (err = txn_commit(c)) != P11E_OK)
 			goto out;
-		problem(c, 409, "key-in-use", "Key already certified",
-		    "generate a new key");
+		p11e_http_problem(c->resp, 409, "key-in-use",
+		    "Key already certified", "generate a new key");
 		goto out;
 	}
 	if ((err = p11e_db_prepare_cached(c->db,
@@ -1469,10 +1424,7 @@ simplereenroll(struct call *c)
 	struct p11e_buf der;
 	char detail[200], serial[64], status[16], target[64], when[32];
 	char role[16];
-	const ASN1_INTEGER *ai;
 	enum p11e_err err = P11E_OK;
-	BIGNUM *bn = NULL;
-	char *hex = NULL;
 	X509 *x = NULL;
 	int64_t user = 0;
 	time_t not_after = 0;
@@ -1485,18 +1437,13 @@ simplereenroll(struct call *c)
 		goto out;
 	if ((x = p11e_ca_client_cert(c->req, c->s->store, c->now, detail,
 		 sizeof(detail))) == NULL) {
-		problem(c, 403, "certificate-required",
+		p11e_http_problem(c->resp, 403, "certificate-required",
 		    "A valid client certificate is required", detail);
 		goto out;
 	}
 	/* identity by issuer (the CA, verified above) and serial only */
-	ai = X509_get0_serialNumber(x);
-	if ((bn = ASN1_INTEGER_to_BN(ai, NULL)) == NULL ||
-	    (hex = BN_bn2hex(bn)) == NULL) {
-		err = P11E_ERR_NOMEM;
+	if ((err = p11e_ca_serial_hex(x, serial, sizeof(serial))) != P11E_OK)
 		goto out;
-	}
-	snprintf(serial, sizeof(serial), "%s", hex);
 	err = cert_by_serial(c->db, serial, &user, status, sizeof(status),
 	    &not_after, &der, role);
 	if (err == P11E_ERR_NOT_FOUND ||
@@ -1509,7 +1456,7 @@ simplereenroll(struct call *c)
 		    err == P11E_OK ? status : "unknown certificate");
 		if (err != P11E_OK)
 			goto out;
-		problem(c, 403, "certificate-revoked",
+		p11e_http_problem(c->resp, 403, "certificate-revoked",
 		    "Certificate not renewable",
 		    "the certificate is revoked, superseded or not the "
 		    "current one");
@@ -1531,7 +1478,7 @@ simplereenroll(struct call *c)
 			 target, "refused", c->req->peer,
 			 "role changed since issuance")) != P11E_OK)
 			goto out;
-		problem(c, 403, "certificate-revoked",
+		p11e_http_problem(c->resp, 403, "certificate-revoked",
 		    "Certificate not renewable",
 		    "the certificate was issued for another role; ask "
 		    "your bank for a new one");
@@ -1542,7 +1489,8 @@ simplereenroll(struct call *c)
 		    when, sizeof(when));
 		snprintf(
 		    detail, sizeof(detail), "re-enrollment opens at %s", when);
-		problem(c, 403, "too-early", "Too early to renew", detail);
+		p11e_http_problem(
+		    c->resp, 403, "too-early", "Too early to renew", detail);
 		goto out;
 	}
 	user_profile(c->s, &u, &k, &p);
@@ -1551,7 +1499,7 @@ simplereenroll(struct call *c)
 	/* RFC 7030 §4.2.2: the Subject copied from the current certificate */
 	if (X509_NAME_cmp(X509_REQ_get_subject_name(in.req),
 		X509_get_subject_name(x)) != 0) {
-		problem(c, 400, "extension-not-allowed",
+		p11e_http_problem(c->resp, 400, "extension-not-allowed",
 		    "Extension or subject not allowed",
 		    "the CSR's subject must be the current certificate's");
 		goto out;
@@ -1562,7 +1510,7 @@ simplereenroll(struct call *c)
 		goto out;
 	if (strcmp(status, "valid") != 0) {
 		txn_rollback(c);
-		problem(c, 403, "certificate-revoked",
+		p11e_http_problem(c->resp, 403, "certificate-revoked",
 		    "Certificate not renewable",
 		    "the certificate was renewed or revoked meanwhile");
 		goto out;
@@ -1571,8 +1519,8 @@ simplereenroll(struct call *c)
 		goto out;
 	if (used) {
 		txn_rollback(c);
-		problem(c, 409, "key-in-use", "Key already certified",
-		    "generate a new key");
+		p11e_http_problem(c->resp, 409, "key-in-use",
+		    "Key already certified", "generate a new key");
 		goto out;
 	}
 	err = issue_commit(c, &u, &p, &in, "simplereenroll", target);
@@ -1581,8 +1529,6 @@ out:
 		txn_rollback(c);
 		unavailable(c);
 	}
-	OPENSSL_free(hex);
-	BN_free(bn);
 	X509_free(x);
 	p11e_buf_clear(&der);
 	csr_in_clear(&in);
@@ -1603,7 +1549,7 @@ policy(struct call *c)
 	    "key_policy", key_policy_json(p->key_types), "otp_step",
 	    (int)p->otp_step, "token_lifetime", (json_int_t)p->token_lifetime,
 	    "backdate", (json_int_t)p->backdate);
-	json_reply(c, j);
+	p11e_http_json(c->resp, j);
 	json_decref(j);
 }
 
@@ -1636,10 +1582,11 @@ crl(struct call *c)
 	pthread_mutex_unlock(&c->s->ca_lock);
 	if (err != P11E_OK)
 		goto fail;
-	body_set(c, "application/pkix-crl", der.data, der.len);
+	p11e_http_body(c->resp, "application/pkix-crl", der.data, der.len);
 	goto out;
 fail:
-	problem(c, 500, "internal-error", "Internal error", NULL);
+	p11e_http_problem(
+	    c->resp, 500, "internal-error", "Internal error", NULL);
 out:
 	p11e_buf_clear(&der);
 	free(entries);
@@ -1652,7 +1599,7 @@ is_get(struct call *c)
 	if (strcmp(c->req->method, "GET") == 0 ||
 	    strcmp(c->req->method, "HEAD") == 0)
 		return true;
-	method_not_allowed(c, "GET, HEAD");
+	p11e_http_method_not_allowed(c->resp, "GET, HEAD");
 	return false;
 }
 
@@ -1671,12 +1618,12 @@ handle(void *ctx, const struct p11e_http_request *req,
 	c.now = time(NULL);
 	if (strcmp(req->path, EST "cacerts") == 0) {
 		if (is_get(&c))
-			body_set(&c, "application/pkcs7-mime",
+			p11e_http_body(c.resp, "application/pkcs7-mime",
 			    c.s->cacerts.data, c.s->cacerts.len);
 	} else if (strcmp(req->path, EST "csrattrs") == 0) {
 		if (is_get(&c))
-			body_set(&c, "application/csrattrs", c.s->csrattrs.data,
-			    c.s->csrattrs.len);
+			p11e_http_body(c.resp, "application/csrattrs",
+			    c.s->csrattrs.data, c.s->csrattrs.len);
 	} else if (strcmp(req->path, EST "simpleenroll") == 0) {
 		simpleenroll(&c);
 	} else if (strcmp(req->path, EST "simplereenroll") == 0) {
@@ -1693,7 +1640,7 @@ handle(void *ctx, const struct p11e_http_request *req,
 		/* the admin API lives in server/admin.c */
 		p11e_admin_handle(c.s->admin, req, resp, c.now);
 	} else {
-		problem(&c, 404, "not-found", "Not found", NULL);
+		p11e_http_problem(c.resp, 404, "not-found", "Not found", NULL);
 	}
 	txn_rollback(&c);
 	p11e_db_pool_give(c.s->pool, c.db);

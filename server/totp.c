@@ -224,6 +224,55 @@ out:
 }
 
 enum p11e_err
+p11e_totp_check(struct p11e_db *db, const struct p11e_secret *data_key,
+    int64_t user, const struct p11e_secret *code, unsigned int skew, time_t now,
+    enum p11e_err *verdict)
+{
+	struct p11e_totp_params params = p11e_totp_default_params;
+	struct p11e_secret *secret = NULL;
+	int64_t last, matched = -1, token;
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	char aad[64];
+
+	*verdict = P11E_ERR_OTP_INVALID;
+	if ((err = p11e_db_prepare(db,
+		 "SELECT id, secret, digits, step, last_used_step"
+		 " FROM otp_tokens WHERE user = ?",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, user);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return P11E_ERR_NOT_FOUND;
+	}
+	snprintf(aad, sizeof(aad), "otp:%lld", (long long)user);
+	token = sqlite3_column_int64(st, 0);
+	params.digits = (unsigned int)sqlite3_column_int(st, 2);
+	params.step = (unsigned int)sqlite3_column_int(st, 3);
+	params.skew = skew;
+	last = sqlite3_column_int64(st, 4);
+	err = p11e_unseal(data_key, aad, sqlite3_column_blob(st, 1),
+	    (size_t)sqlite3_column_bytes(st, 1), &secret);
+	sqlite3_finalize(st);
+	if (err != P11E_OK)
+		return err;
+	*verdict = p11e_totp_verify(secret, &params, now, last, code, &matched);
+	p11e_secret_free(secret);
+	if (*verdict != P11E_OK)
+		return P11E_OK;
+	if ((err = p11e_db_prepare(db,
+		 "UPDATE otp_tokens SET last_used_step = ?"
+		 " WHERE id = ? AND last_used_step < ?",
+		 &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, matched);
+	sqlite3_bind_int64(st, 2, token);
+	sqlite3_bind_int64(st, 3, matched);
+	return p11e_db_step_done(db, st);
+}
+
+enum p11e_err
 p11e_totp_user_uri(const struct p11e_secret *secret,
     const struct p11e_totp_params *params, const char *contract_id,
     const char *user_id, struct p11e_secret **uri)

@@ -94,6 +94,22 @@ p11e_totp_assign(struct p11e_db *db, const struct p11e_secret *data_key,
     const struct p11e_totp_params *params, time_t now);
 
 /*
+ * The OTP check of a login or of `p11enroll-ra otp check`, inside the
+ * caller's open transaction on db: code against the token of the user
+ * with rowid user (its secret unsealed with data_key, its digits and
+ * step, skew steps either way) at now.  *verdict is what
+ * p11e_totp_verify() said; on P11E_OK the matched step is stored as the
+ * token's last_used_step, so the code cannot be used again.  Returns
+ * P11E_OK when the check was made, P11E_ERR_NOT_FOUND when the user's
+ * token cannot be read (there is none), else the error of the store or
+ * of unsealing.  The caller audits and commits.
+ */
+enum p11e_err
+p11e_totp_check(struct p11e_db *db, const struct p11e_secret *data_key,
+    int64_t user, const struct p11e_secret *code, unsigned int skew, time_t now,
+    enum p11e_err *verdict);
+
+/*
  * The otpauth:// URI of a user's token for an authenticator app: issuer
  * "p11enroll", account "CONTRACT_ID USER_ID" (as p11e_totp_uri).
  */

@@ -404,6 +404,76 @@ reset_failures(struct acall *c, bool grid)
 	return p11e_db_step_done(c->db, st);
 }
 
+/*
+ * The decision on a PIN of the administrator (confirmation: the
+ * confirmation PIN, else the contract PIN) that pin_verify() found ok or
+ * not: begins (begin_fresh), refuses a locked administrator (audited as
+ * action) or counts a wrong PIN (audited as action on target with why;
+ * 403, or 401 for the contract PIN), and commits that.  *go is true when
+ * the request goes on: in the transaction, the failures reset.
+ */
+static enum p11e_err
+pin_decided(struct acall *c, bool confirmation, bool ok, const char *action,
+    const char *target, const char *why, bool *go)
+{
+	enum p11e_err err;
+	bool locked;
+
+	*go = false;
+	if ((err = begin_fresh(c)) != P11E_OK)
+		return err;
+	if (locked_refusal(c, action))
+		return p11e_db_commit(c->db);
+	if (!ok) {
+		if ((err = count_failure(
+			 c, false, action, target, why, &locked)) != P11E_OK)
+			return err;
+		if (locked)
+			p11e_http_problem(c->resp, 403, "account-locked",
+			    "Account locked",
+			    "too many failed attempts; ask the bank to "
+			    "unlock it");
+		else if (confirmation)
+			p11e_http_problem(c->resp, 403,
+			    "confirmation-pin-mismatch",
+			    "Wrong confirmation PIN", "nothing was done");
+		else
+			p11e_http_problem(c->resp, 401, "invalid-credentials",
+			    "Invalid credentials", "wrong contract PIN");
+		return P11E_OK;
+	}
+	if ((err = reset_failures(c, false)) != P11E_OK)
+		return err;
+	*go = true;
+	return P11E_OK;
+}
+
+/*
+ * The user user_id of the administrator's contract into *t and
+ * "CONTRACT/USER" into target (64 bytes); *found is false when the
+ * request was answered (404 unknown-user: not in this contract).
+ */
+static enum p11e_err
+target_user(struct acall *c, const char *user_id, struct p11e_db_user *t,
+    char target[64], bool *found)
+{
+	enum p11e_err err = P11E_OK;
+
+	*found = false;
+	if (!p11e_db_valid_user_id(user_id) ||
+	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, t)) ==
+		P11E_ERR_NOT_FOUND) {
+		p11e_http_problem(c->resp, 404, "unknown-user", "Unknown user",
+		    "no such user in this contract");
+		return P11E_OK;
+	}
+	if (err != P11E_OK)
+		return err;
+	snprintf(target, 64, "%s/%s", t->contract_id, t->user_id);
+	*found = true;
+	return P11E_OK;
+}
+
 /* ---- the grid challenge ---- */
 
 /* The contract's pending challenge into cells[2]; P11E_ERR_NOT_FOUND: none */
@@ -684,7 +754,7 @@ session_open(struct acall *c)
 	char exp_s[32];
 	enum p11e_err err = P11E_OK;
 	int cells[2];
-	bool ok, locked;
+	bool ok, go;
 	json_t *j;
 
 	if ((j = body_object(c)) == NULL)
@@ -699,29 +769,11 @@ session_open(struct acall *c)
 	if (!admin_cert(c) || locked_refusal(c, "admin-session"))
 		goto out;
 	if ((err = pin_verify(c, false, pin, &ok)) != P11E_OK ||
-	    (err = begin_fresh(c)) != P11E_OK)
+	    (err = pin_decided(c, false, ok, "admin-session", c->actor + 6,
+		 "contract PIN wrong", &go)) != P11E_OK ||
+	    !go)
 		goto out;
-	if (locked_refusal(c, "admin-session")) {
-		err = p11e_db_commit(c->db);
-		goto out;
-	}
-	if (!ok) {
-		if ((err = count_failure(c, false, "admin-session",
-			 c->actor + 6, "contract PIN wrong", &locked)) !=
-		    P11E_OK)
-			goto out;
-		if (locked)
-			p11e_http_problem(c->resp, 403, "account-locked",
-			    "Account locked",
-			    "too many failed attempts; ask the bank to "
-			    "unlock it");
-		else
-			p11e_http_problem(c->resp, 401, "invalid-credentials",
-			    "Invalid credentials", "wrong contract PIN");
-		goto out;
-	}
-	if ((err = reset_failures(c, false)) != P11E_OK ||
-	    (err = challenge_take(c, cells)) != P11E_OK ||
+	if ((err = challenge_take(c, cells)) != P11E_OK ||
 	    (err = p11e_hash_token_new(&sid, md)) != P11E_OK ||
 	    (err = session_insert(c, "grid", md, c->now + GRID_SECONDS)) !=
 		P11E_OK ||
@@ -910,14 +962,82 @@ col_time(sqlite3_stmt *st, int i)
 	return json_string(buf);
 }
 
+/* A row of a listing as a new JSON object (NULL: out of memory). */
+typedef json_t *(*list_row)(struct acall *c, sqlite3_stmt *st);
+
+/*
+ * Answers a listing of the administrator's contract: the rows of st
+ * (bound; the caller finalises it), each made by row, as
+ * {"contract_id": ..., key: [...]}, audited as action; what names the
+ * query in the log.
+ */
+static enum p11e_err
+list_answer(struct acall *c, sqlite3_stmt *st, list_row row, const char *what,
+    const char *action, const char *key)
+{
+	enum p11e_err err = P11E_OK;
+	json_t *rows, *r, *j;
+	int rc;
+
+	if ((rows = json_array()) == NULL)
+		return P11E_ERR_NOMEM;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = row(c, st);
+		if (r == NULL || json_array_append_new(rows, r) != 0) {
+			err = P11E_ERR_NOMEM;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		err = p11e_db_error(c->db, rc, what);
+		goto out;
+	}
+	if ((err = audit(c, c->actor, action, c->actor + 6, "ok", NULL)) !=
+	    P11E_OK)
+		goto out;
+	j = json_pack("{s:s, s:O}", "contract_id", c->u.contract_id, key, rows);
+	p11e_http_json(c->resp, j);
+	json_decref(j);
+out:
+	json_decref(rows);
+	return err;
+}
+
+/* A row of GET users: the user, its last certificate and open window. */
+static json_t *
+user_row(struct acall *c, sqlite3_stmt *st)
+{
+	json_t *cert, *win;
+	const char *status;
+
+	cert = json_null();
+	if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+		status = (const char *)sqlite3_column_text(st, 6);
+		if (strcmp(status, "valid") == 0 &&
+		    sqlite3_column_int64(st, 9) <= c->now)
+			status = "expired";
+		cert = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o}",
+		    "issue_no", (json_int_t)sqlite3_column_int64(st, 5),
+		    "status", status, "registered", col_time(st, 7), "serial",
+		    col_text(st, 8), "not_after", col_time(st, 9),
+		    "issued_from", col_text(st, 10), "key_type",
+		    col_text(st, 11));
+	}
+	win = json_null();
+	if (sqlite3_column_type(st, 12) != SQLITE_NULL)
+		win = json_pack("{s:o, s:o}", "closes", col_time(st, 12),
+		    "reason", col_text(st, 13));
+	return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o}", "user_id",
+	    col_text(st, 0), "name", col_text(st, 1), "role", col_text(st, 2),
+	    "locked", sqlite3_column_int(st, 3) != 0, "created",
+	    col_time(st, 4), "certificate", cert, "window", win);
+}
+
 static void
 users_list(struct acall *c)
 {
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err;
-	json_t *rows = NULL, *row, *cert, *win, *j;
-	const char *status;
-	int rc;
 
 	if (strcmp(c->req->method, "GET") != 0) {
 		p11e_http_method_not_allowed(c->resp, "GET, POST");
@@ -939,66 +1059,33 @@ users_list(struct acall *c)
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->now);
 	sqlite3_bind_int64(st, 2, c->u.contract);
-	if ((rows = json_array()) == NULL) {
-		err = P11E_ERR_NOMEM;
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		cert = json_null();
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
-			status = (const char *)sqlite3_column_text(st, 6);
-			if (strcmp(status, "valid") == 0 &&
-			    sqlite3_column_int64(st, 9) <= c->now)
-				status = "expired";
-			cert = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o}",
-			    "issue_no", (json_int_t)sqlite3_column_int64(st, 5),
-			    "status", status, "registered", col_time(st, 7),
-			    "serial", col_text(st, 8), "not_after",
-			    col_time(st, 9), "issued_from", col_text(st, 10),
-			    "key_type", col_text(st, 11));
-		}
-		win = json_null();
-		if (sqlite3_column_type(st, 12) != SQLITE_NULL)
-			win = json_pack("{s:o, s:o}", "closes",
-			    col_time(st, 12), "reason", col_text(st, 13));
-		row = json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o}",
-		    "user_id", col_text(st, 0), "name", col_text(st, 1), "role",
-		    col_text(st, 2), "locked", sqlite3_column_int(st, 3) != 0,
-		    "created", col_time(st, 4), "certificate", cert, "window",
-		    win);
-		if (row == NULL || json_array_append_new(rows, row) != 0) {
-			err = P11E_ERR_NOMEM;
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		err = p11e_db_error(c->db, rc, "users");
-		goto out;
-	}
-	if ((err = audit(c, c->actor, "admin-users", c->actor + 6, "ok",
-		 NULL)) != P11E_OK)
-		goto out;
-	j = json_pack(
-	    "{s:s, s:O}", "contract_id", c->u.contract_id, "users", rows);
-	p11e_http_json(c->resp, j);
-	json_decref(j);
+	err = list_answer(c, st, user_row, "users", "admin-users", "users");
 out:
 	sqlite3_finalize(st);
-	json_decref(rows);
 	if (err != P11E_OK)
 		unavailable(c);
 }
 
 /* ---- GET /api/v1/admin/audit ---- */
 
+/* A row of GET audit. */
+static json_t *
+audit_row(struct acall *c, sqlite3_stmt *st)
+{
+	(void)c;
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "at",
+	    col_time(st, 0), "actor", col_text(st, 1), "action",
+	    col_text(st, 2), "target", col_text(st, 3), "result",
+	    col_text(st, 4), "peer", col_text(st, 5), "detail",
+	    col_text(st, 6));
+}
+
 static void
 audit_list(struct acall *c)
 {
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err;
-	json_t *rows = NULL, *row, *j;
 	char prefix[16];
-	int rc;
 
 	if (strcmp(c->req->method, "GET") != 0) {
 		p11e_http_method_not_allowed(c->resp, "GET");
@@ -1019,35 +1106,9 @@ audit_list(struct acall *c)
 	sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, AUDIT_ROWS);
-	if ((rows = json_array()) == NULL) {
-		err = P11E_ERR_NOMEM;
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "at",
-		    col_time(st, 0), "actor", col_text(st, 1), "action",
-		    col_text(st, 2), "target", col_text(st, 3), "result",
-		    col_text(st, 4), "peer", col_text(st, 5), "detail",
-		    col_text(st, 6));
-		if (row == NULL || json_array_append_new(rows, row) != 0) {
-			err = P11E_ERR_NOMEM;
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		err = p11e_db_error(c->db, rc, "audit");
-		goto out;
-	}
-	if ((err = audit(c, c->actor, "admin-audit", c->actor + 6, "ok",
-		 NULL)) != P11E_OK)
-		goto out;
-	j = json_pack(
-	    "{s:s, s:O}", "contract_id", c->u.contract_id, "audit", rows);
-	p11e_http_json(c->resp, j);
-	json_decref(j);
+	err = list_answer(c, st, audit_row, "audit", "admin-audit", "audit");
 out:
 	sqlite3_finalize(st);
-	json_decref(rows);
 	if (err != P11E_OK)
 		unavailable(c);
 }
@@ -1127,11 +1188,11 @@ certificate_action(struct acall *c, const char *user_id)
 	struct p11e_db_user t;
 	sqlite3_stmt *st = NULL;
 	enum p11e_err err = P11E_OK;
-	char target[64], detail[160], closes_s[32];
+	char target[64], detail[160], why[64], closes_s[32];
 	const char *reason = NULL, *act_s;
 	json_t *j, *v, *revoked = NULL, *inv;
 	enum action act;
-	bool ok, locked, closed = false;
+	bool ok, go, found, closed = false;
 	int64_t window;
 	time_t closes;
 	int crl_reason;
@@ -1168,47 +1229,20 @@ certificate_action(struct acall *c, const char *user_id)
 		goto bad;
 	json_decref(j);
 	j = NULL;
-	if (!admin_token(c, "admin-certificate"))
+	if (!admin_token(c, "admin-certificate") ||
+	    (err = target_user(c, user_id, &t, target, &found)) != P11E_OK ||
+	    !found)
 		goto out;
-	if (!p11e_db_valid_user_id(user_id) ||
-	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t)) ==
-		P11E_ERR_NOT_FOUND) {
-		err = P11E_OK;
-		p11e_http_problem(c->resp, 404, "unknown-user", "Unknown user",
-		    "no such user in this contract");
-		goto out;
-	}
-	if (err != P11E_OK)
-		goto out;
-	snprintf(target, sizeof(target), "%s/%s", t.contract_id, t.user_id);
 	snprintf(detail, sizeof(detail), "%s%s%s", act_s,
 	    reason != NULL ? " reason=" : "", reason != NULL ? reason : "");
+	snprintf(
+	    why, sizeof(why), "%s: confirmation PIN wrong, not done", act_s);
 	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
-	    (err = begin_fresh(c)) != P11E_OK)
+	    (err = pin_decided(c, true, ok, "admin-certificate", target, why,
+		 &go)) != P11E_OK ||
+	    !go)
 		goto out;
-	if (locked_refusal(c, "admin-certificate")) {
-		err = p11e_db_commit(c->db);
-		goto out;
-	}
-	if (!ok) {
-		snprintf(detail, sizeof(detail),
-		    "%s: confirmation PIN wrong, not done", act_s);
-		if ((err = count_failure(c, false, "admin-certificate", target,
-			 detail, &locked)) != P11E_OK)
-			goto out;
-		if (locked)
-			p11e_http_problem(c->resp, 403, "account-locked",
-			    "Account locked",
-			    "too many failed attempts; ask the bank to "
-			    "unlock it");
-		else
-			p11e_http_problem(c->resp, 403,
-			    "confirmation-pin-mismatch",
-			    "Wrong confirmation PIN", "nothing was done");
-		goto out;
-	}
-	if ((err = reset_failures(c, false)) != P11E_OK ||
-	    (revoked = json_array()) == NULL) {
+	if ((revoked = json_array()) == NULL) {
 		if (err == P11E_OK)
 			err = P11E_ERR_NOMEM;
 		goto out;
@@ -1347,7 +1381,7 @@ user_add(struct acall *c)
 	char user_id[31], name[NAME_MAX_LEN + 1];
 	enum p11e_err err = P11E_OK;
 	json_t *j, *inv = NULL;
-	bool ok, locked;
+	bool ok, go;
 	int64_t row;
 	time_t closes;
 
@@ -1382,29 +1416,10 @@ user_add(struct acall *c)
 	snprintf(target, sizeof(target), "%s/%s", c->u.contract_id, user_id);
 	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
 	    (ok && (err = p11e_hash_secret(pw, NULL, hash)) != P11E_OK) ||
-	    (err = begin_fresh(c)) != P11E_OK)
-		goto out;
-	if (locked_refusal(c, "admin-user-add")) {
-		err = p11e_db_commit(c->db);
-		goto out;
-	}
-	if (!ok) {
-		if ((err = count_failure(c, false, "admin-user-add", target,
-			 "user add: confirmation PIN wrong, not done",
-			 &locked)) != P11E_OK)
-			goto out;
-		if (locked)
-			p11e_http_problem(c->resp, 403, "account-locked",
-			    "Account locked",
-			    "too many failed attempts; ask the bank to "
-			    "unlock it");
-		else
-			p11e_http_problem(c->resp, 403,
-			    "confirmation-pin-mismatch",
-			    "Wrong confirmation PIN", "nothing was done");
-		goto out;
-	}
-	if ((err = reset_failures(c, false)) != P11E_OK)
+	    (err = pin_decided(c, true, ok, "admin-user-add", target,
+		 "user add: confirmation PIN wrong, not done", &go)) !=
+		P11E_OK ||
+	    !go)
 		goto out;
 	err = p11e_db_user_find(c->db, c->u.contract_id, user_id, &t);
 	if (err == P11E_OK) {
@@ -1461,7 +1476,7 @@ user_confirmed(struct acall *c, const char *user_id, const char *action,
 	static const char *const keys[] = { "confirmation_pin", NULL };
 	struct p11e_secret *cpin = NULL;
 	enum p11e_err err = P11E_OK;
-	bool ok = false, locked;
+	bool ok = false;
 	json_t *j;
 
 	if ((j = body_object(c)) == NULL)
@@ -1473,43 +1488,11 @@ user_confirmed(struct acall *c, const char *user_id, const char *action,
 		return false;
 	}
 	json_decref(j);
-	if (!admin_token(c, action))
+	if (!admin_token(c, action) ||
+	    (err = target_user(c, user_id, t, target, &ok)) != P11E_OK || !ok)
 		goto out;
-	if (!p11e_db_valid_user_id(user_id) ||
-	    (err = p11e_db_user_find(c->db, c->u.contract_id, user_id, t)) ==
-		P11E_ERR_NOT_FOUND) {
-		err = P11E_OK;
-		p11e_http_problem(c->resp, 404, "unknown-user", "Unknown user",
-		    "no such user in this contract");
-		goto out;
-	}
-	if (err != P11E_OK)
-		goto out;
-	snprintf(target, 64, "%s/%s", t->contract_id, t->user_id);
-	if ((err = pin_verify(c, true, cpin, &ok)) != P11E_OK ||
-	    (err = begin_fresh(c)) != P11E_OK)
-		goto out;
-	if (locked_refusal(c, action)) {
-		ok = false;
-		err = p11e_db_commit(c->db);
-		goto out;
-	}
-	if (!ok) {
-		if ((err = count_failure(
-			 c, false, action, target, why, &locked)) != P11E_OK)
-			goto out;
-		if (locked)
-			p11e_http_problem(c->resp, 403, "account-locked",
-			    "Account locked",
-			    "too many failed attempts; ask the bank to "
-			    "unlock it");
-		else
-			p11e_http_problem(c->resp, 403,
-			    "confirmation-pin-mismatch",
-			    "Wrong confirmation PIN", "nothing was done");
-		goto out;
-	}
-	err = reset_failures(c, false);
+	if ((err = pin_verify(c, true, cpin, &ok)) == P11E_OK)
+		err = pin_decided(c, true, ok, action, target, why, &ok);
 out:
 	if (err != P11E_OK) {
 		ok = false;

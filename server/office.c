@@ -132,6 +132,54 @@ open_user(struct p11e_ra *ra, char *const *ids, struct p11e_db_user *u,
 	return P11E_RA_EXIT_OK;
 }
 
+/*
+ * The end of a command: on failure, rolls back what is open and prints
+ * err unless said (the command said what went wrong).  The exit code.
+ */
+static int
+command_end(struct p11e_ra *ra, enum p11e_err err, bool said)
+{
+	if (err != P11E_OK) {
+		p11e_db_rollback(ra->db);
+		if (!said)
+			p11e_ra_fail(err, NULL);
+	}
+	return p11e_ra_exit(err);
+}
+
+/* Prints a command's usage text; the exit code of a usage error. */
+static int
+usage_error(const char *text)
+{
+	fputs(text, stderr);
+	return P11E_RA_EXIT_USAGE;
+}
+
+/*
+ * The arguments [--json] CONTRACT USER_ID of a command (usage: its usage
+ * text), then the user as open_user() finds it.  P11E_RA_EXIT_OK, or the
+ * exit code.
+ */
+static int
+json_user_args(struct p11e_ra *ra, int argc, char **argv, const char *usage,
+    struct p11e_db_user *u, char *target, size_t len)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j')
+			return usage_error(usage);
+		ra->json = true;
+	}
+	if (optind != argc - 2)
+		return usage_error(usage);
+	return open_user(ra, argv + optind, u, target, len);
+}
+
 /* n random characters of alphabet (no modulo bias) into a new secret. */
 static enum p11e_err
 random_chars(const char *alphabet, size_t n, struct p11e_secret **out)
@@ -306,19 +354,14 @@ contract_add(struct p11e_ra *ra, int argc, char **argv)
 	}
 	p11e_wipe(v, sizeof(v));
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		p11e_ra_fail(err, NULL);
-	}
 	p11e_buf_clear(&sealed);
 	p11e_secret_free(pin);
 	p11e_secret_free(cpin);
 	p11e_secret_free(card);
-	return p11e_ra_exit(err);
+	return command_end(ra, err, false);
 usage:
-	fprintf(stderr,
+	return usage_error(
 	    _("Usage: p11enroll-ra contract add --name NAME [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
 }
 
 int
@@ -326,8 +369,7 @@ p11e_ra_cmd_contract(struct p11e_ra *ra, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "add") == 0)
 		return contract_add(ra, argc - 1, argv + 1);
-	fprintf(stderr, _("Usage: p11enroll-ra contract add --name NAME\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra contract add --name NAME\n"));
 }
 
 /* ---- user add ---- */
@@ -532,23 +574,18 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 			printf(_("Written to %s for p11enroll.\n"), inv_path);
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND && err != P11E_ERR_EXISTS &&
-		    err != P11E_ERR_INVALID_PARAMETER)
-			p11e_ra_fail(err, NULL);
-	}
 	json_decref(inv);
 	p11e_secret_free(pw);
 	p11e_secret_free(pw2);
-	return p11e_ra_exit(err);
+	return command_end(ra, err,
+	    err == P11E_ERR_NOT_FOUND || err == P11E_ERR_EXISTS ||
+		err == P11E_ERR_INVALID_PARAMETER);
 usage:
-	fprintf(stderr,
+	return usage_error(
 	    _("Usage: p11enroll-ra user add CONTRACT USER_ID --name "
 	      "NAME [--admin]\n"
 	      "         [--password-stdin] [--invitation FILE] "
 	      "[--json]\n"));
-	return P11E_RA_EXIT_USAGE;
 }
 
 /* ---- user import: a batch of users and their invitations ---- */
@@ -901,10 +938,8 @@ out:
 	import_free(u, n);
 	return p11e_ra_exit(err);
 usage:
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra user import CONTRACT FILE "
-	      "[--invitations DIR] [--otp] [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra user import CONTRACT FILE "
+			     "[--invitations DIR] [--otp] [--json]\n"));
 }
 
 int
@@ -914,12 +949,10 @@ p11e_ra_cmd_user(struct p11e_ra *ra, int argc, char **argv)
 		return user_add(ra, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "import") == 0)
 		return user_import(ra, argc - 1, argv + 1);
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra user add CONTRACT USER_ID "
-	      "--name NAME [--admin]\n"
-	      "       p11enroll-ra user import CONTRACT FILE "
-	      "[--invitations DIR] [--otp] [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra user add CONTRACT USER_ID "
+			     "--name NAME [--admin]\n"
+			     "       p11enroll-ra user import CONTRACT FILE "
+			     "[--invitations DIR] [--otp] [--json]\n"));
 }
 
 /* ---- otp assign / check ---- */
@@ -1090,19 +1123,12 @@ otp_assign(struct p11e_ra *ra, int argc, char **argv)
 		p11e_qr_print(p11e_secret_str(uri));
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND)
-			p11e_ra_fail(err, NULL);
-	}
 	p11e_secret_free(secret);
 	p11e_secret_free(uri);
-	return p11e_ra_exit(err);
+	return command_end(ra, err, err == P11E_ERR_NOT_FOUND);
 usage:
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra otp assign CONTRACT USER_ID "
-	      "[--pskc FILE --serial S] [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra otp assign CONTRACT USER_ID "
+			     "[--pskc FILE --serial S] [--json]\n"));
 }
 
 /*
@@ -1170,17 +1196,11 @@ otp_check(struct p11e_ra *ra, int argc, char **argv)
 			err = e2;
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND)
-			p11e_ra_fail(err, NULL);
-	}
 	p11e_secret_free(code);
-	return p11e_ra_exit(err);
+	return command_end(ra, err, err == P11E_ERR_NOT_FOUND);
 usage:
-	fprintf(stderr,
+	return usage_error(
 	    _("Usage: p11enroll-ra otp check [--stdin] CONTRACT USER_ID\n"));
-	return P11E_RA_EXIT_USAGE;
 }
 
 int
@@ -1190,10 +1210,8 @@ p11e_ra_cmd_otp(struct p11e_ra *ra, int argc, char **argv)
 		return otp_assign(ra, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return otp_check(ra, argc - 1, argv + 1);
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra otp assign|check CONTRACT "
-	      "USER_ID ...\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra otp assign|check CONTRACT "
+			     "USER_ID ...\n"));
 }
 
 /* ---- admin-code ---- */
@@ -1201,10 +1219,6 @@ p11e_ra_cmd_otp(struct p11e_ra *ra, int argc, char **argv)
 int
 p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	unsigned char raw[CODE_BYTES], md[32];
 	struct p11e_secret *code = NULL;
 	struct p11e_db_user u;
@@ -1214,19 +1228,13 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 	int64_t window;
 	time_t now, closes;
 	unsigned int mdlen;
-	int c, rc;
+	int rc;
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			ra->json = true;
-		else
-			goto usage;
-	}
-	if (optind != argc - 2)
-		goto usage;
-	if ((rc = open_user(ra, argv + optind, &u, target, sizeof(target))) !=
-	    P11E_RA_EXIT_OK)
+	if ((rc = json_user_args(ra, argc, argv,
+		 _("Usage: p11enroll-ra admin-code CONTRACT USER_ID "
+		   "[--json]\n"),
+		 &u, target, sizeof(target))) != P11E_RA_EXIT_OK)
 		return rc;
 	if (!u.admin) {
 		p11e_error(_("%s is not an administrator (管理者): admin codes "
@@ -1304,18 +1312,9 @@ p11e_ra_cmd_admin_code(struct p11e_ra *ra, int argc, char **argv)
 		    target, closes_s, p11e_secret_str(code));
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND &&
-		    err != P11E_ERR_INVALID_PARAMETER)
-			p11e_ra_fail(err, NULL);
-	}
 	p11e_secret_free(code);
-	return p11e_ra_exit(err);
-usage:
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra admin-code CONTRACT USER_ID [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return command_end(ra, err,
+	    err == P11E_ERR_NOT_FOUND || err == P11E_ERR_INVALID_PARAMETER);
 }
 
 /* ---- cert revoke, crl ---- */
@@ -1434,17 +1433,11 @@ cert_revoke(struct p11e_ra *ra, int argc, char **argv)
 		    _("Certificate %s revoked (%s).\n"), serial, reason_name);
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND && err != P11E_ERR_EXISTS)
-			p11e_ra_fail(err, NULL);
-	}
-	return p11e_ra_exit(err);
+	return command_end(
+	    ra, err, err == P11E_ERR_NOT_FOUND || err == P11E_ERR_EXISTS);
 usage:
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra cert revoke SERIAL [--reason "
-	      "REASON] [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra cert revoke SERIAL [--reason "
+			     "REASON] [--json]\n"));
 }
 
 int
@@ -1452,10 +1445,8 @@ p11e_ra_cmd_cert(struct p11e_ra *ra, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
 		return cert_revoke(ra, argc - 1, argv + 1);
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra cert revoke SERIAL [--reason "
-	      "REASON]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(_("Usage: p11enroll-ra cert revoke SERIAL [--reason "
+			     "REASON]\n"));
 }
 
 int
@@ -1472,8 +1463,7 @@ p11e_ra_cmd_crl(struct p11e_ra *ra, int argc, char **argv)
 	(void)argv;
 	p11e_buf_init(&der, 16 * 1024 * 1024);
 	if (argc != 1) {
-		fprintf(stderr, _("Usage: p11enroll-ra crl\n"));
-		return P11E_RA_EXIT_USAGE;
+		return usage_error(_("Usage: p11enroll-ra crl\n"));
 	}
 	if (p11e_ra_open(ra) != P11E_OK)
 		return P11E_RA_EXIT_FAILURE;
@@ -1517,26 +1507,15 @@ out:
 int
 p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct p11e_db_user u;
 	sqlite3_stmt *st = NULL;
 	char target[64], detail[64];
 	enum p11e_err err;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			ra->json = true;
-		else
-			goto usage;
-	}
-	if (optind != argc - 2)
-		goto usage;
-	if ((rc = open_user(ra, argv + optind, &u, target, sizeof(target))) !=
-	    P11E_RA_EXIT_OK)
+	if ((rc = json_user_args(ra, argc, argv,
+		 _("Usage: p11enroll-ra unlock CONTRACT USER_ID [--json]\n"),
+		 &u, target, sizeof(target))) != P11E_RA_EXIT_OK)
 		return rc;
 	snprintf(detail, sizeof(detail), "failures=%d grid=%d locked=%d",
 	    u.failures, u.grid_failures, u.locked ? 1 : 0);
@@ -1562,16 +1541,7 @@ p11e_ra_cmd_unlock(struct p11e_ra *ra, int argc, char **argv)
 		printf(_("%s unlocked (was: %s).\n"), target, detail);
 	}
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(ra->db);
-		if (err != P11E_ERR_NOT_FOUND)
-			p11e_ra_fail(err, NULL);
-	}
-	return p11e_ra_exit(err);
-usage:
-	fprintf(stderr,
-	    _("Usage: p11enroll-ra unlock CONTRACT USER_ID [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return command_end(ra, err, err == P11E_ERR_NOT_FOUND);
 }
 
 /* ---- list, audit ---- */
@@ -1663,8 +1633,44 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 		"issue_no", "status", "key_type", "not_after", NULL };
 	static const char *const wcols[] = { "contract_id", "user_id", "reason",
 		"state", "closes", NULL };
+	/* ?1 is NULL (every contract) when no CONTRACT is given */
+	static const struct {
+		const char *key, *title, *sql;
+		const char *const *cols;
+	} tables[] = {
+		{ "contracts", "Contracts (ご契約先)",
+		    "SELECT contract_id, name, created FROM contracts c"
+		    " WHERE ?1 IS NULL OR c.contract_id = ?1"
+		    " ORDER BY contract_id",
+		    ccols },
+		{ "users", "Users (利用者)",
+		    "SELECT c.contract_id, u.user_id, u.name, u.role,"
+		    " u.failures, u.grid_failures, u.locked, o.serial AS"
+		    " otp_serial, u.created FROM users u JOIN contracts c ON"
+		    " c.id = u.contract LEFT JOIN otp_tokens o ON o.user = u.id"
+		    " WHERE ?1 IS NULL OR c.contract_id = ?1"
+		    " ORDER BY c.contract_id, u.user_id",
+		    ucols },
+		{ "certificates", "Certificates (電子証明書)",
+		    "SELECT x.serial, c.contract_id, u.user_id, x.issue_no,"
+		    " x.status, x.key_type, x.not_before, x.not_after,"
+		    " x.revoked_at, x.reason, x.issued_from FROM certificates x"
+		    " JOIN users u ON u.id = x.user JOIN contracts c ON"
+		    " c.id = u.contract WHERE ?1 IS NULL OR c.contract_id = ?1"
+		    " ORDER BY x.created",
+		    xcols },
+		{ "windows", "Windows (取得可能期間)",
+		    "SELECT c.contract_id, u.user_id, w.reason, w.state,"
+		    " w.opened, w.closes, w.opened_by FROM windows w JOIN users"
+		    " u ON u.id = w.user JOIN contracts c ON c.id = u.contract"
+		    " WHERE ?1 IS NULL OR c.contract_id = ?1 ORDER BY w.opened",
+		    wcols },
+	};
+	const size_t n = sizeof(tables) / sizeof(tables[0]);
 	const char *contract = NULL;
-	json_t *contracts, *users, *certs, *windows;
+	json_t *rows[sizeof(tables) / sizeof(tables[0])], *j;
+	bool failed = false;
+	size_t t;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -1673,10 +1679,9 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 		else if (argv[i][0] != '-' && contract == NULL)
 			contract = argv[i];
 		else {
-			fprintf(stderr,
+			return usage_error(
 			    _("Usage: p11enroll-ra list [CONTRACT] "
 			      "[--json]\n"));
-			return P11E_RA_EXIT_USAGE;
 		}
 	}
 	if (contract != NULL && check_ids(contract, NULL) != P11E_OK)
@@ -1691,59 +1696,24 @@ p11e_ra_cmd_list(struct p11e_ra *ra, int argc, char **argv)
 			return P11E_RA_EXIT_FAILURE;
 		}
 	}
-	/* ?1 is NULL (every contract) when no CONTRACT is given */
-	contracts = query_json(ra,
-	    "SELECT contract_id, name, created FROM contracts c"
-	    " WHERE ?1 IS NULL OR c.contract_id = ?1 ORDER BY contract_id",
-	    contract);
-	users = query_json(ra,
-	    "SELECT c.contract_id, u.user_id, u.name, u.role,"
-	    " u.failures, u.grid_failures, u.locked, o.serial AS"
-	    " otp_serial, u.created FROM users u JOIN contracts c ON"
-	    " c.id = u.contract LEFT JOIN otp_tokens o ON o.user = u.id"
-	    " WHERE ?1 IS NULL OR c.contract_id = ?1"
-	    " ORDER BY c.contract_id, u.user_id",
-	    contract);
-	certs = query_json(ra,
-	    "SELECT x.serial, c.contract_id, u.user_id, x.issue_no,"
-	    " x.status, x.key_type, x.not_before, x.not_after,"
-	    " x.revoked_at, x.reason, x.issued_from FROM certificates x"
-	    " JOIN users u ON u.id = x.user JOIN contracts c ON"
-	    " c.id = u.contract WHERE ?1 IS NULL OR c.contract_id = ?1"
-	    " ORDER BY x.created",
-	    contract);
-	windows = query_json(ra,
-	    "SELECT c.contract_id, u.user_id, w.reason, w.state,"
-	    " w.opened, w.closes, w.opened_by FROM windows w JOIN users"
-	    " u ON u.id = w.user JOIN contracts c ON c.id = u.contract"
-	    " WHERE ?1 IS NULL OR c.contract_id = ?1 ORDER BY w.opened",
-	    contract);
-	if (contracts == NULL || users == NULL || certs == NULL ||
-	    windows == NULL) {
-		json_decref(contracts);
-		json_decref(users);
-		json_decref(certs);
-		json_decref(windows);
-		return P11E_RA_EXIT_FAILURE;
-	}
-	if (ra->json) {
-		json_t *j = json_pack("{s:o, s:o, s:o, s:o}", "contracts",
-		    contracts, "users", users, "certificates", certs, "windows",
-		    windows);
-
+	for (t = 0; t < n; t++)
+		failed |=
+		    (rows[t] = query_json(ra, tables[t].sql, contract)) == NULL;
+	if (!failed && ra->json) {
+		j = json_object();
+		for (t = 0; t < n; t++) {
+			json_object_set_new(j, tables[t].key, rows[t]);
+			rows[t] = NULL; /* transferred */
+		}
 		print_json(j);
 		json_decref(j);
-	} else {
-		print_table("Contracts (ご契約先)", contracts, ccols);
-		print_table("Users (利用者)", users, ucols);
-		print_table("Certificates (電子証明書)", certs, xcols);
-		print_table("Windows (取得可能期間)", windows, wcols);
-		json_decref(contracts);
-		json_decref(users);
-		json_decref(certs);
-		json_decref(windows);
+	} else if (!failed) {
+		for (t = 0; t < n; t++)
+			print_table(tables[t].title, rows[t], tables[t].cols);
 	}
-	return P11E_RA_EXIT_OK;
+	for (t = 0; t < n; t++)
+		json_decref(rows[t]);
+	return failed ? P11E_RA_EXIT_FAILURE : P11E_RA_EXIT_OK;
 }
 
 int
@@ -1811,7 +1781,6 @@ p11e_ra_cmd_audit(struct p11e_ra *ra, int argc, char **argv)
 	json_decref(rows);
 	return P11E_RA_EXIT_OK;
 usage:
-	fprintf(
-	    stderr, _("Usage: p11enroll-ra audit [--since TIME] [--json]\n"));
-	return P11E_RA_EXIT_USAGE;
+	return usage_error(
+	    _("Usage: p11enroll-ra audit [--since TIME] [--json]\n"));
 }

@@ -1651,6 +1651,46 @@ handle(void *ctx, const struct p11e_http_request *req,
 
 /* ---- start and stop ---- */
 
+/* A value of a CsrAttrs attribute (DER), there when bit is allowed. */
+struct attr_value {
+	unsigned int bit;
+	const unsigned char *der;
+	size_t len;
+};
+
+/*
+ * Appends to out at *n the attribute SEQUENCE { type, SET { the values
+ * of v (nv) allowed by mask } }, or nothing when mask allows none.
+ * Every length is below 128: short form.
+ */
+static void
+csrattr_put(unsigned char *out, size_t *n, unsigned int mask,
+    const unsigned char *type, size_t type_len, const struct attr_value *v,
+    size_t nv)
+{
+	unsigned char set[64], attr[96];
+	size_t sn = 2, an = 2, i;
+
+	for (i = 0; i < nv; i++) {
+		if (mask & v[i].bit) {
+			memcpy(set + sn, v[i].der, v[i].len);
+			sn += v[i].len;
+		}
+	}
+	if (sn == 2)
+		return;
+	set[0] = 0x31;
+	set[1] = (unsigned char)(sn - 2);
+	memcpy(attr + an, type, type_len);
+	an += type_len;
+	memcpy(attr + an, set, sn);
+	an += sn;
+	attr[0] = 0x30;
+	attr[1] = (unsigned char)(an - 2);
+	memcpy(out + *n, attr, an);
+	*n += an;
+}
+
 /*
  * CsrAttrs (RFC 7030 §4.5.2) for the key policy: an attribute
  * id-ecPublicKey with the allowed curves, and one rsaEncryption with the
@@ -1670,54 +1710,22 @@ csrattrs_build(unsigned int mask, struct p11e_buf *b64)
 	static const unsigned char r2048[] = { 0x02, 0x02, 0x08, 0x00 };
 	static const unsigned char r3072[] = { 0x02, 0x02, 0x0c, 0x00 };
 	static const unsigned char r4096[] = { 0x02, 0x02, 0x10, 0x00 };
-	unsigned char out[160], set[64], attr[96];
-	size_t n = 2, sn, an;
+	static const struct attr_value ec[] = {
+		{ P11E_CA_KEY_EC_P256, p256, sizeof(p256) },
+		{ P11E_CA_KEY_EC_P384, p384, sizeof(p384) },
+	};
+	static const struct attr_value rsa[] = {
+		{ P11E_CA_KEY_RSA_2048, r2048, sizeof(r2048) },
+		{ P11E_CA_KEY_RSA_3072, r3072, sizeof(r3072) },
+		{ P11E_CA_KEY_RSA_4096, r4096, sizeof(r4096) },
+	};
+	unsigned char out[160];
+	size_t n = 2;
 
-#define PUT(buf, len, src)                                 \
-	do {                                               \
-		memcpy((buf) + (len), (src), sizeof(src)); \
-		(len) += sizeof(src);                      \
-	} while (0)
-	/* every length is below 128: short form */
-	if (mask & (P11E_CA_KEY_EC_P256 | P11E_CA_KEY_EC_P384)) {
-		sn = 2;
-		if (mask & P11E_CA_KEY_EC_P256)
-			PUT(set, sn, p256);
-		if (mask & P11E_CA_KEY_EC_P384)
-			PUT(set, sn, p384);
-		set[0] = 0x31;
-		set[1] = (unsigned char)(sn - 2);
-		an = 2;
-		PUT(attr, an, ec_oid);
-		memcpy(attr + an, set, sn);
-		an += sn;
-		attr[0] = 0x30;
-		attr[1] = (unsigned char)(an - 2);
-		memcpy(out + n, attr, an);
-		n += an;
-	}
-	if (mask &
-	    (P11E_CA_KEY_RSA_2048 | P11E_CA_KEY_RSA_3072 |
-		P11E_CA_KEY_RSA_4096)) {
-		sn = 2;
-		if (mask & P11E_CA_KEY_RSA_2048)
-			PUT(set, sn, r2048);
-		if (mask & P11E_CA_KEY_RSA_3072)
-			PUT(set, sn, r3072);
-		if (mask & P11E_CA_KEY_RSA_4096)
-			PUT(set, sn, r4096);
-		set[0] = 0x31;
-		set[1] = (unsigned char)(sn - 2);
-		an = 2;
-		PUT(attr, an, rsa_oid);
-		memcpy(attr + an, set, sn);
-		an += sn;
-		attr[0] = 0x30;
-		attr[1] = (unsigned char)(an - 2);
-		memcpy(out + n, attr, an);
-		n += an;
-	}
-#undef PUT
+	csrattr_put(out, &n, mask, ec_oid, sizeof(ec_oid), ec,
+	    sizeof(ec) / sizeof(ec[0]));
+	csrattr_put(out, &n, mask, rsa_oid, sizeof(rsa_oid), rsa,
+	    sizeof(rsa) / sizeof(rsa[0]));
 	out[0] = 0x30;
 	out[1] = (unsigned char)(n - 2);
 	return b64_encode(out, n, b64);

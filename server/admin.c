@@ -86,6 +86,14 @@ unavailable(struct acall *c)
 	    "the store is full or failing; nothing was changed, try again");
 }
 
+/* The store failed in the middle of an action: it is undone; 503. */
+static void
+undo_unavailable(struct acall *c)
+{
+	p11e_db_rollback(c->db);
+	unavailable(c);
+}
+
 static enum p11e_err
 audit(struct acall *c, const char *actor, const char *action,
     const char *target, const char *result, const char *detail)
@@ -281,26 +289,10 @@ bad_request(struct acall *c, const char *detail)
 static enum p11e_err
 pin_hash_get(struct acall *c, bool confirmation, char *out, size_t len)
 {
-	sqlite3_stmt *st = NULL;
-	enum p11e_err err;
-	int rc;
-
-	if ((err = p11e_db_prepare(c->db,
-		 confirmation
-		     ? "SELECT confirm_pin_hash FROM contracts WHERE id = ?"
-		     : "SELECT pin_hash FROM contracts WHERE id = ?",
-		 &st)) != P11E_OK)
-		return err;
-	sqlite3_bind_int64(st, 1, c->u.contract);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(
-		    out, len, "%s", (const char *)sqlite3_column_text(st, 0));
-	else
-		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
-					: p11e_db_error(c->db, rc, "contract");
-	sqlite3_finalize(st);
-	return err;
+	return p11e_db_text_by_id(c->db,
+	    confirmation ? "SELECT confirm_pin_hash FROM contracts WHERE id = ?"
+			 : "SELECT pin_hash FROM contracts WHERE id = ?",
+	    c->u.contract, "contract", out, len);
 }
 
 /* Verifies the contract (or confirmation) PIN: *ok set. */
@@ -1336,11 +1328,8 @@ bad:
 	    "expected {\"action\": \"reissue|revoke|keep\", \"reason\": "
 	    "\"expired|lost|compromised\", \"confirmation_pin\": \"...\"}");
 out:
-	if (err != P11E_OK) {
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
-		unavailable(c);
-	}
+	if (err != P11E_OK)
+		undo_unavailable(c);
 	json_decref(j);
 	json_decref(revoked);
 	p11e_secret_free(cpin);
@@ -1447,11 +1436,8 @@ user_add(struct acall *c)
 	    closes_s, "invitation", inv);
 	p11e_http_json(c->resp, j);
 out:
-	if (err != P11E_OK) {
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
-		unavailable(c);
-	}
+	if (err != P11E_OK)
+		undo_unavailable(c);
 	p11e_wipe(hash, sizeof(hash));
 	json_decref(j);
 	p11e_secret_free(cpin);
@@ -1496,9 +1482,7 @@ user_confirmed(struct acall *c, const char *user_id, const char *action,
 out:
 	if (err != P11E_OK) {
 		ok = false;
-		if (c->db != NULL)
-			p11e_db_rollback(c->db);
-		unavailable(c);
+		undo_unavailable(c);
 	}
 	p11e_secret_free(cpin);
 	return ok;
@@ -1540,10 +1524,8 @@ unlock_action(struct acall *c, const char *user_id)
 	    t.grid_failures);
 	p11e_http_json(c->resp, j);
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(c->db);
-		unavailable(c);
-	}
+	if (err != P11E_OK)
+		undo_unavailable(c);
 	json_decref(j);
 }
 
@@ -1586,10 +1568,8 @@ otp_action(struct acall *c, const char *user_id)
 	    (int)params.step);
 	p11e_http_json(c->resp, j);
 out:
-	if (err != P11E_OK) {
-		p11e_db_rollback(c->db);
-		unavailable(c);
-	}
+	if (err != P11E_OK)
+		undo_unavailable(c);
 	json_decref(j);
 	p11e_secret_free(secret);
 	p11e_secret_free(uri);

@@ -318,6 +318,29 @@ p11e_db_finish(struct p11e_db *db, sqlite3_stmt *st)
 }
 
 enum p11e_err
+p11e_db_text_by_id(struct p11e_db *db, const char *sql, int64_t id,
+    const char *what, char *out, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	enum p11e_err err;
+	int rc;
+
+	out[0] = '\0';
+	if ((err = p11e_db_prepare(db, sql, &st)) != P11E_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(
+		    out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	else
+		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
+					: p11e_db_error(db, rc, what);
+	sqlite3_finalize(st);
+	return err;
+}
+
+enum p11e_err
 p11e_db_step_done(struct p11e_db *db, sqlite3_stmt *st)
 {
 	enum p11e_err err = P11E_OK;

@@ -103,6 +103,15 @@ enum p11e_err
 p11e_db_prepare(struct p11e_db *db, const char *sql, sqlite3_stmt **st);
 
 /*
+ * The text of the one column that sql (a literal of the caller with one
+ * parameter, bound to id) selects, into out (len bytes, "" unless
+ * found).  P11E_ERR_NOT_FOUND when no row; what names the row in the
+ * log of a failure.
+ */
+enum p11e_err p11e_db_text_by_id(struct p11e_db *db, const char *sql,
+    int64_t id, const char *what, char *out, size_t len);
+
+/*
  * Runs a statement of the caller that returns no rows (or whose rows do
  * not matter) to completion; finalises it.
  */

@@ -698,25 +698,9 @@ key_policy_json(unsigned int mask)
 static enum p11e_err
 password_hash_get(struct p11e_db *db, int64_t user, char *out, size_t len)
 {
-	sqlite3_stmt *st = NULL;
-	enum p11e_err err;
-	int rc;
-
-	out[0] = '\0';
-	if ((err = p11e_db_prepare(
-		 db, "SELECT password_hash FROM users WHERE id = ?", &st)) !=
-	    P11E_OK)
-		return err;
-	sqlite3_bind_int64(st, 1, user);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(
-		    out, len, "%s", (const char *)sqlite3_column_text(st, 0));
-	else
-		err = rc == SQLITE_DONE ? P11E_ERR_NOT_FOUND
-					: p11e_db_error(db, rc, "user");
-	sqlite3_finalize(st);
-	return err;
+	return p11e_db_text_by_id(db,
+	    "SELECT password_hash FROM users WHERE id = ?", user, "user", out,
+	    len);
 }
 
 /*
@@ -748,6 +732,15 @@ login_failed(struct call *c, const struct p11e_db_user *u, const char *target,
 		 c->req->peer, "max-failures reached")) != P11E_OK)
 		return err;
 	return txn_commit(c);
+}
+
+/* A refused login: the slow-down of its name (key), then 401. */
+static void
+login_refused(struct call *c, const unsigned char key[32])
+{
+	fail_delay(fail_note(c->s, key, true));
+	p11e_http_problem(
+	    c->resp, 401, "invalid-credentials", "Invalid credentials", NULL);
 }
 
 static void
@@ -892,9 +885,7 @@ session(struct call *c)
 		if ((err = p11e_db_audit(c->db, "user", "session", target,
 			 "refused", c->req->peer, "unknown user")) != P11E_OK)
 			goto out;
-		fail_delay(fail_note(s, nkey, true));
-		p11e_http_problem(c->resp, 401, "invalid-credentials",
-		    "Invalid credentials", NULL);
+		login_refused(c, nkey);
 		goto out;
 	}
 	if (err != P11E_OK)
@@ -922,9 +913,7 @@ session(struct call *c)
 	if (!pw_ok) {
 		if ((err = login_failed(c, &u2, target, "password")) != P11E_OK)
 			goto out;
-		fail_delay(fail_note(s, nkey, true));
-		p11e_http_problem(c->resp, 401, "invalid-credentials",
-		    "Invalid credentials", NULL);
+		login_refused(c, nkey);
 		goto out;
 	}
 	err = p11e_totp_check(c->db, s->ra->data_key, u.id, otp,
@@ -933,9 +922,7 @@ session(struct call *c)
 		if ((err = login_failed(c, &u2, target, "no otp token")) !=
 		    P11E_OK)
 			goto out;
-		fail_delay(fail_note(s, nkey, true));
-		p11e_http_problem(c->resp, 401, "invalid-credentials",
-		    "Invalid credentials", NULL);
+		login_refused(c, nkey);
 		goto out;
 	}
 	if (err != P11E_OK)

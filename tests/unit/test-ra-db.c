@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "server/db-pool.h"
 #include "server/db.h"
 
 static char dir[] = "/tmp/test-ra-db.XXXXXX";
@@ -209,6 +210,76 @@ test_transactions_and_audit(void **state)
 }
 
 static void
+test_text_by_id(void **state)
+{
+	static const char sql[] = "SELECT pin_hash FROM contracts WHERE id = ?";
+	struct p11e_db *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char out[16];
+	int64_t id;
+
+	(void)state;
+	reset();
+	assert_int_equal(p11e_db_open(path, true, &db), P11E_OK);
+	assert_int_equal(p11e_db_prepare(db,
+			     "INSERT INTO contracts (contract_id, name,"
+			     " pin_hash, confirm_pin_hash, card, created)"
+			     " VALUES ('12345678901', 'n', 'hash-a', 'h',"
+			     " x'00', 0)",
+			     &st),
+	    P11E_OK);
+	assert_int_equal(p11e_db_step_done(db, st), P11E_OK);
+	id = p11e_db_last_id(db);
+	assert_int_equal(
+	    p11e_db_text_by_id(db, sql, id, "contract", out, sizeof(out)),
+	    P11E_OK);
+	assert_string_equal(out, "hash-a");
+	/* no row: NotFound and an empty answer */
+	assert_int_equal(
+	    p11e_db_text_by_id(db, sql, id + 1, "contract", out, sizeof(out)),
+	    P11E_ERR_NOT_FOUND);
+	assert_string_equal(out, "");
+	/* cut to the buffer */
+	assert_int_equal(
+	    p11e_db_text_by_id(db, sql, id, "contract", out, 5), P11E_OK);
+	assert_string_equal(out, "hash");
+	p11e_db_close(db);
+}
+
+static void
+test_pool(void **state)
+{
+	struct p11e_db_pool *pool = NULL, *none = NULL;
+	struct p11e_db *db = NULL, *a, *b;
+	char missing[300];
+
+	(void)state;
+	reset();
+	assert_int_equal(p11e_db_open(path, true, &db), P11E_OK);
+	p11e_db_close(db);
+	assert_int_equal(p11e_db_pool_new(path, 1, &pool), P11E_OK);
+	assert_non_null(a = p11e_db_pool_take(pool));
+	assert_non_null(b = p11e_db_pool_take(pool));
+	assert_ptr_not_equal(a, b);
+	/* given back in a transaction: rolled back, then kept */
+	assert_int_equal(p11e_db_begin(a), P11E_OK);
+	p11e_db_pool_give(pool, a);
+	assert_false(p11e_db_in_transaction(a));
+	/* one idle connection at most: b is closed */
+	p11e_db_pool_give(pool, b);
+	p11e_db_pool_give(pool, NULL);
+	assert_ptr_equal(p11e_db_pool_take(pool), a);
+	p11e_db_pool_give(pool, a);
+	p11e_db_pool_free(pool);
+	p11e_db_pool_free(NULL);
+	/* a database that is not there: no connection */
+	snprintf(missing, sizeof(missing), "%s/none.db", dir);
+	assert_int_equal(p11e_db_pool_new(missing, 4, &none), P11E_OK);
+	assert_null(p11e_db_pool_take(none));
+	p11e_db_pool_free(none);
+}
+
+static void
 test_id_formats(void **state)
 {
 	(void)state;
@@ -237,6 +308,8 @@ main(void)
 		cmocka_unit_test(test_newer_refused),
 		cmocka_unit_test(test_migration_steps),
 		cmocka_unit_test(test_transactions_and_audit),
+		cmocka_unit_test(test_text_by_id),
+		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_id_formats),
 	};
 

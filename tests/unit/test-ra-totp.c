@@ -195,6 +195,37 @@ test_hash(void **state)
 	p11e_secret_free(bad);
 }
 
+static void
+test_token(void **state)
+{
+	/* SHA-256("abc"), FIPS 180-2 */
+	static const unsigned char abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f,
+		0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22,
+		0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4,
+		0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+	struct p11e_secret *t1 = NULL, *t2 = NULL;
+	unsigned char md[32], md2[32];
+	size_t i;
+
+	(void)state;
+	p11e_hash_sha256("abc", 3, md);
+	assert_memory_equal(md, abc, 32);
+	assert_int_equal(p11e_hash_token_new(&t1, md), P11E_OK);
+	assert_int_equal(p11e_hash_token_new(&t2, md2), P11E_OK);
+	/* 32 bytes in base64url without padding: 43 characters */
+	assert_int_equal(p11e_secret_len(t1), 43);
+	for (i = 0; i < 43; i++)
+		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz0123456789-_",
+		    p11e_secret_str(t1)[i]));
+	assert_string_not_equal(p11e_secret_str(t1), p11e_secret_str(t2));
+	/* md is the SHA-256 of the text, the form that is stored */
+	p11e_hash_sha256(p11e_secret_str(t1), 43, md2);
+	assert_memory_equal(md, md2, 32);
+	p11e_secret_free(t1);
+	p11e_secret_free(t2);
+}
+
 int
 main(void)
 {
@@ -204,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_bad_formats),
 		cmocka_unit_test(test_uri),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,7 @@ struct p11e_agent {
 	 * back by --resume (-1: none) */
 	int lock_fd;
 	unsigned int rest_after;
+	long long sched_skew; /* the server clock skew the deadline is in */
 	char **args;
 	int resume_fd;
 };

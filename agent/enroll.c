@@ -981,8 +981,10 @@ struct replaced {
 	struct {
 		char name[P11E_CRED_NAME_MAX + 1];
 		char token_serial[17];
-		unsigned char id[P11E_ID_MAX];
-		size_t idlen;
+		/* its pair, a renewal's old pair in its grace period and a
+		 * refused renewal's new key */
+		unsigned char id[3][P11E_ID_MAX];
+		size_t idlen[3];
 	} old[16];
 	size_t n;
 };
@@ -1021,8 +1023,14 @@ replaced_cb(void *data, const char *name, const struct p11e_cred *c,
 	snprintf(r->old[r->n].name, sizeof(r->old[0].name), "%s", name);
 	snprintf(r->old[r->n].token_serial, sizeof(r->old[0].token_serial),
 	    "%s", c->token_serial);
-	memcpy(r->old[r->n].id, c->id, c->idlen);
-	r->old[r->n].idlen = c->idlen;
+	memcpy(r->old[r->n].id[0], c->id, c->idlen);
+	r->old[r->n].idlen[0] = c->idlen;
+	if (!c->old_same_key) {
+		memcpy(r->old[r->n].id[1], c->old_id, c->old_idlen);
+		r->old[r->n].idlen[1] = c->old_idlen;
+	}
+	memcpy(r->old[r->n].id[2], c->new_id, c->new_idlen);
+	r->old[r->n].idlen[2] = c->new_idlen;
 	r->n++;
 }
 
@@ -1109,7 +1117,7 @@ install(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
 	enum p11e_err err;
 	char label[128];
 	bool added;
-	size_t i;
+	size_t i, k;
 
 	snprintf(label, sizeof(label), "p11enroll %s", c->service);
 	if ((err = session_need(s, uri, pin, final_try, detail)) != P11E_OK)
@@ -1127,9 +1135,12 @@ install(struct p11e_agent *agent, struct p11e_cred *c, struct p11e_session *s,
 	if ((err = p11e_token_verify_pair(s->tok, c->id, c->idlen)) != P11E_OK)
 		goto fail;
 	replaced_find(agent, c, &r);
-	for (i = 0; i < r.n; i++)
-		remove_replaced_pair(s, c, r.old[i].name, r.old[i].token_serial,
-		    r.old[i].id, r.old[i].idlen);
+	for (i = 0; i < r.n; i++) {
+		for (k = 0; k < 3; k++)
+			remove_replaced_pair(s, c, r.old[i].name,
+			    r.old[i].token_serial, r.old[i].id[k],
+			    r.old[i].idlen[k]);
+	}
 	/* the login ends before the record says INSTALLED */
 	p11e_session_close(s);
 	step_done(st, "pair verified");

@@ -199,8 +199,19 @@ main(int argc, char **argv)
 	    agent.conf, "agent", "rest-after", P11E_AGENT_REST_AFTER);
 	err = p11e_agent_serve(&agent);
 out:
+	/*
+	 * Back from a rest but not starting (a configuration edited into
+	 * an error meanwhile): the socket it was handed goes with it, as
+	 * an agent's own socket does when it stops.
+	 */
+	if (err != P11E_OK && agent.resume_fd >= 0 && !agent.activated &&
+	    p11e_rundir_path(agent.socket_path, sizeof(agent.socket_path),
+		"agent.sock") == P11E_OK)
+		(void)unlink(agent.socket_path);
 	if (lockfd >= 0)
 		close(lockfd);
+	else if (agent.lock_fd >= 0)
+		close(agent.lock_fd);
 	p11e_conf_free(agent.conf);
 	return err == P11E_OK ? 0 : 1;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <linux/close_range.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -290,11 +291,17 @@ accept_client(int lfd)
 	clients[i].pid = cred.pid;
 	clients[i].closing = 0;
 	p11e_buf_init_wiped(&clients[i].in, P11E_IPC_MAX_FRAME);
-	p11e_buf_init_wiped(&clients[i].out, 2 * P11E_IPC_MAX_REPLY);
+	p11e_buf_init_wiped(
+	    &clients[i].out, P11E_IPC_MAX_REPLY + P11E_IPC_MAX_FRAME);
 	p11e_debug(P11E_DEBUG_IPC, "connection from pid %d", (int)cred.pid);
 }
 
-/* Answers every complete frame in c->in. */
+/*
+ * Answers the complete frames in c->in, one at a time: a reply is sent
+ * whole before the next call is answered (client_write() comes back
+ * here), so a client that sends calls without reading its replies holds
+ * one reply's memory at the most.
+ */
 static void
 handle_frames(struct p11e_agent *agent, struct client *c)
 {
@@ -302,7 +309,7 @@ handle_frames(struct p11e_agent *agent, struct client *c)
 	unsigned char *nul;
 	size_t flen;
 
-	while (!c->closing && c->in.len > 0 &&
+	while (!c->closing && c->out.len == 0 && c->in.len > 0 &&
 	    (nul = memchr(c->in.data, '\0', c->in.len)) != NULL) {
 		flen = (size_t)(nul - c->in.data);
 		p11e_buf_init_wiped(&reply, P11E_IPC_MAX_REPLY);
@@ -358,7 +365,7 @@ client_read(struct p11e_agent *agent, struct client *c)
 }
 
 static void
-client_write(struct client *c)
+client_write(struct p11e_agent *agent, struct client *c)
 {
 	ssize_t n;
 
@@ -370,6 +377,8 @@ client_write(struct client *c)
 		return;
 	}
 	p11e_buf_consume(&c->out, (size_t)n);
+	if (c->out.len == 0 && !c->closing)
+		handle_frames(agent, c);
 	if (c->out.len == 0 && c->closing) {
 		/* unread input would turn the close into a reset */
 		(void)shutdown(c->fd, SHUT_WR);
@@ -452,8 +461,8 @@ can_rest(const struct p11e_agent *agent, time_t deadline)
 	int i;
 
 	if (agent->rest_after == 0 || agent->reschedule ||
-	    agent->token_waiting > 0 || p11e_pinentry_busy() ||
-	    p11e_agent_admin_busy())
+	    agent->sched_skew != p11e_http_skew() || agent->token_waiting > 0 ||
+	    p11e_pinentry_busy() || p11e_agent_admin_busy())
 		return false;
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		if (clients[i].fd >= 0)
@@ -538,6 +547,17 @@ rest(struct p11e_agent *agent, int lfd, time_t deadline)
 		p11e_verbose("nothing to do: resting until a connection");
 	udev_close();
 	p11e_pinentry_stop();
+	/* modules an enrollment kept: finalized, not carried */
+	p11e_agent_modules_drop();
+	/*
+	 * Nothing but the socket and the lock goes along: whatever the
+	 * agent inherited or a library opened without O_CLOEXEC is closed
+	 * at the exec.
+	 */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+		p11e_verbose("not resting: close_range: %s", strerror(errno));
+		goto never;
+	}
 	set_cloexec(lfd, false);
 	set_cloexec(agent->lock_fd, false);
 	fflush(NULL);
@@ -640,9 +660,12 @@ p11e_agent_serve(struct p11e_agent *agent)
 		}
 		if (i == MAX_CLIENTS &&
 		    (agent->reschedule ||
+			/* a call saw the server's clock anew (its Date) */
+			agent->sched_skew != p11e_http_skew() ||
 			(deadline != 0 && time(NULL) >= deadline))) {
 			agent->reschedule = 0;
 			deadline = p11e_agent_schedule(agent);
+			agent->sched_skew = p11e_http_skew();
 			arm(tfd, deadline);
 			if (agent->token_waiting > 0 && udev_mon == NULL)
 				ufd = udev_open();
@@ -660,7 +683,11 @@ p11e_agent_serve(struct p11e_agent *agent)
 		pfd[2].events = POLLIN;
 		for (i = 0; i < MAX_CLIENTS; i++) {
 			pfd[3 + i].fd = clients[i].fd;
-			pfd[3 + i].events = (clients[i].closing ? 0 : POLLIN) |
+			/* no more input while a reply is on its way */
+			pfd[3 + i].events =
+			    (clients[i].closing || clients[i].out.len
+				    ? 0
+				    : POLLIN) |
 			    (clients[i].out.len ? POLLOUT : 0);
 		}
 		pfd[3 + MAX_CLIENTS].fd = ufd;
@@ -727,7 +754,7 @@ p11e_agent_serve(struct p11e_agent *agent)
 			if (re & POLLIN)
 				client_read(agent, c);
 			if (c->fd >= 0 && (re & POLLOUT))
-				client_write(c);
+				client_write(agent, c);
 			if (c->fd >= 0 && (re & (POLLHUP | POLLERR)) &&
 			    !(re & POLLIN))
 				client_close(c);

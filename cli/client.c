@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,13 +107,15 @@ start_agent(const struct p11e_cli *cli, const char *sock, int *fd)
 		return P11E_ERR_SYSTEM;
 	}
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		/* its own session: it outlives this command and its tty */
 		(void)setsid();
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
 		    dup2(logfd, 2) < 0)
 			_exit(127);
+		/* nothing of this command's but 0, 1 and 2 goes along */
+		(void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 		if (cli->conf_path != NULL)
 			execl(prog, "p11enrolld", "--config", cli->conf_path,
 			    (char *)NULL);

@@ -133,6 +133,8 @@ p11e_file_replace(
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
 			err = io_err();
 			break;
 		}

@@ -14,7 +14,7 @@
 
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 not installed"
 
-tap_plan 17
+tap_plan 19
 
 tap_tmpdir T
 agent_env "$T"
@@ -77,6 +77,9 @@ tap_check "resting, it maps no TLS, PKCS#11 or JSON library" sh -c \
     "! grep -E 'libcrypto|libssl|libcurl|libp11|libjansson|libudev' /proc/$pid/maps"
 tap_check "the socket stays, for the next connection" \
     test -S "$XDG_RUNTIME_DIR/p11enroll/agent.sock"
+# 0, 1, 2, the socket and the lock, and its own signalfd and timerfd
+tap_check "it holds no other descriptor: 0, 1, 2, socket, lock, its signals and timer" \
+    test "$(ls "/proc/$pid/fd" | wc -l)" = 7
 LC_ALL=C "$P11ENROLLD" >"$T/second.out" 2>&1
 rc=$?
 tap_check "the lock stays held: a second agent is refused" sh -c \
@@ -94,6 +97,24 @@ tap_check "the same agent: pid and start time" sh -c \
      grep -q '\"started\": $since' '$T/s2.json'"
 tap_check "it tracks the same three credentials" \
     test "$(grep -c '"credential": "c-' "$T/s2.json")" = 3
+# three calls sent at once: answered in order, one after the other
+python3 - "$XDG_RUNTIME_DIR/p11enroll/agent.sock" >"$T/pipe.out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b'{"method":"GetInfo"}\0{"method":"Nope"}\0{"method":"GetInfo"}\0')
+buf = b""
+while buf.count(b"\0") < 3:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+for m in buf.split(b"\0")[:3]:
+    print("version" if b'"version"' in m else "error" if b'"error"' in m else "?")
+PY
+cat "$T/pipe.out" >&2
+tap_check "three calls sent at once are answered in order" \
+    test "$(tr '\n' ' ' <"$T/pipe.out")" = "version error version "
 tap_check "and rests again" wait_comm "$pid" p11enrolld-rest
 
 # the deadline: the credential expires while the agent rests

@@ -1311,11 +1311,8 @@ certificate_action(struct acall *c, const char *user_id)
 	    closed);
 	if (j != NULL && act == ACT_REISSUE) {
 		p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
-		inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
-		    "p11enroll_invitation", 1, "url", c->a->ra->cfg.url,
-		    "server_pin", c->a->server_pin, "contract_id",
-		    t.contract_id, "user_id", t.user_id, "role",
-		    t.admin ? "admin" : "user", "window_closes", closes_s);
+		inv = p11e_ra_invitation(c->a->ra, c->a->server_pin,
+		    t.contract_id, t.user_id, t.admin, closes_s);
 		json_object_set_new(j, "window_closes", json_string(closes_s));
 		json_object_set_new(j, "invitation", inv);
 	}
@@ -1428,10 +1425,8 @@ user_add(struct acall *c)
 	    (err = p11e_db_commit(c->db)) != P11E_OK)
 		goto out;
 	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
-	inv = json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
-	    "p11enroll_invitation", 1, "url", c->a->ra->cfg.url, "server_pin",
-	    c->a->server_pin, "contract_id", c->u.contract_id, "user_id",
-	    user_id, "role", "user", "window_closes", closes_s);
+	inv = p11e_ra_invitation(c->a->ra, c->a->server_pin, c->u.contract_id,
+	    user_id, false, closes_s);
 	j = json_pack("{s:s, s:s, s:o}", "user_id", user_id, "window_closes",
 	    closes_s, "invitation", inv);
 	p11e_http_json(c->resp, j);
@@ -1640,8 +1635,6 @@ p11e_admin_new(struct p11e_ra *ra, struct p11e_db_pool *pool, X509_STORE *store,
 {
 	struct p11e_admin *a;
 	enum p11e_err err = P11E_OK;
-	X509 *x = NULL;
-	FILE *f;
 
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -1655,23 +1648,16 @@ p11e_admin_new(struct p11e_ra *ra, struct p11e_db_pool *pool, X509_STORE *store,
 	a->lifetime = p11e_conf_get_u64(
 	    ra->cfg.conf, "policy", "admin-lifetime", 12 * 3600);
 	/* the server pin of the invitations a reissue hands out */
-	if (ra->cfg.tls_cert != NULL &&
-	    (f = fopen(ra->cfg.tls_cert, "re")) != NULL) {
-		x = PEM_read_X509(f, NULL, NULL, NULL);
-		fclose(f);
-	}
-	if (x == NULL ||
-	    (err = p11e_ca_spki_pin(x, a->server_pin, sizeof(a->server_pin))) !=
-		P11E_OK) {
+	if ((err = p11e_ra_server_pin(
+		 ra, a->server_pin, sizeof(a->server_pin))) != P11E_OK) {
 		p11e_error("admin API: cannot read the server pin of [server] "
 			   "tls-cert");
-		if (err == P11E_OK)
+		/* a missing or unreadable certificate is the configuration's */
+		if (err == P11E_ERR_PARSE)
 			err = P11E_ERR_CONFIG;
-		X509_free(x);
 		p11e_admin_free(a);
 		return err;
 	}
-	X509_free(x);
 	*out = a;
 	return P11E_OK;
 }

@@ -9,9 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "common/i18n.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "server/ca.h"
 #include "server/ra.h"
 #include "server/seal.h"
 
@@ -82,6 +85,36 @@ p11e_ra_iso_time(time_t t, char *buf, size_t len)
 	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(buf, len, "?");
+}
+
+enum p11e_err
+p11e_ra_server_pin(const struct p11e_ra *ra, char *pin, size_t len)
+{
+	enum p11e_err err;
+	X509 *x;
+	FILE *f;
+
+	if (ra->cfg.tls_cert == NULL ||
+	    (f = fopen(ra->cfg.tls_cert, "re")) == NULL)
+		return P11E_ERR_CONFIG;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		return P11E_ERR_PARSE;
+	err = p11e_ca_spki_pin(x, pin, len);
+	X509_free(x);
+	return err;
+}
+
+json_t *
+p11e_ra_invitation(const struct p11e_ra *ra, const char *server_pin,
+    const char *contract_id, const char *user_id, bool admin,
+    const char *closes)
+{
+	return json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
+	    "p11enroll_invitation", 1, "url", ra->cfg.url, "server_pin",
+	    server_pin, "contract_id", contract_id, "user_id", user_id, "role",
+	    admin ? "admin" : "user", "window_closes", closes);
 }
 
 void

@@ -377,21 +377,10 @@ p11e_ra_cmd_contract(struct p11e_ra *ra, int argc, char **argv)
 static enum p11e_err
 server_pin(struct p11e_ra *ra, char *pin, size_t len)
 {
-	enum p11e_err err;
-	X509 *x = NULL;
-	FILE *f;
+	enum p11e_err err = p11e_ra_server_pin(ra, pin, len);
 
-	if (ra->cfg.tls_cert == NULL ||
-	    (f = fopen(ra->cfg.tls_cert, "re")) == NULL) {
+	if (err == P11E_ERR_CONFIG)
 		p11e_error(_("no readable [server] tls-cert"));
-		return P11E_ERR_CONFIG;
-	}
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (x == NULL)
-		return P11E_ERR_PARSE;
-	err = p11e_ca_spki_pin(x, pin, len);
-	X509_free(x);
 	return err;
 }
 
@@ -417,17 +406,6 @@ write_invitation(const char *path, json_t *inv)
 	if (fclose(f) != 0 && err == P11E_OK)
 		err = P11E_ERR_IO;
 	return err;
-}
-
-/* The invitation the agent reads (`p11enroll enroll --invitation`). */
-static json_t *
-invitation(struct p11e_ra *ra, const char *pin, const char *contract_id,
-    const char *user_id, bool admin, const char *closes)
-{
-	return json_pack("{s:i, s:s?, s:s, s:s, s:s, s:s, s:s}",
-	    "p11enroll_invitation", 1, "url", ra->cfg.url, "server_pin", pin,
-	    "contract_id", contract_id, "user_id", user_id, "role",
-	    admin ? "admin" : "user", "window_closes", closes);
 }
 
 static int
@@ -543,7 +521,7 @@ user_add(struct p11e_ra *ra, int argc, char **argv)
 			goto out;
 	}
 	p11e_ra_iso_time(closes, closes_s, sizeof(closes_s));
-	if ((inv = invitation(
+	if ((inv = p11e_ra_invitation(
 		 ra, pin, contract_id, user_id, admin, closes_s)) == NULL) {
 		err = P11E_ERR_NOMEM;
 		goto out;
@@ -773,7 +751,7 @@ import_one(struct p11e_ra *ra, const struct p11e_db_contract *contract,
 	if (dir != NULL) {
 		snprintf(u->inv_path, sizeof(u->inv_path), "%s/%s.json", dir,
 		    u->user_id);
-		if ((inv = invitation(ra, pin, contract->contract_id,
+		if ((inv = p11e_ra_invitation(ra, pin, contract->contract_id,
 			 u->user_id, u->admin, closes_s)) == NULL) {
 			err = P11E_ERR_NOMEM;
 			goto out;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "common/err.h"
 #include "common/secret.h"
 #include "server/db.h"
@@ -49,6 +51,24 @@ p11e_ra_path(const struct p11e_ra *ra, const char *name, char *buf, size_t len);
 
 /* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf, "?" when it cannot be. */
 void p11e_ra_iso_time(time_t t, char *buf, size_t len);
+
+/*
+ * The pin ("sha256//BASE64" of the SubjectPublicKeyInfo) of the server
+ * certificate, [server] tls-cert, into pin (len bytes): what invitations
+ * carry.  P11E_ERR_CONFIG when the file is not set or not readable,
+ * P11E_ERR_PARSE when it holds no PEM certificate.  Prints nothing.
+ */
+enum p11e_err
+p11e_ra_server_pin(const struct p11e_ra *ra, char *pin, size_t len);
+
+/*
+ * A new invitation, what the agent reads (`p11enroll enroll
+ * --invitation`, doc/deployment.md): version 1, ra's URL, the server's
+ * pin, the IDs, the role (admin or user) and when the window closes.
+ */
+json_t *p11e_ra_invitation(const struct p11e_ra *ra, const char *server_pin,
+    const char *contract_id, const char *user_id, bool admin,
+    const char *closes);
 
 /* Prints err (and detail when it adds something) as an error. */
 void p11e_ra_fail(enum p11e_err err, const char *detail);

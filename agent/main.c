@@ -161,7 +161,7 @@ main(int argc, char **argv)
 	    p11e_agent_schema, agent.conf_path, NULL, NULL, NULL, &agent.conf);
 	if (err != P11E_OK) {
 		p11e_error_r(err, "not starting");
-		return 1;
+		goto out;
 	}
 
 	/* -v wins over log-level in [agent] */

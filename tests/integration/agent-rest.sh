@@ -14,7 +14,7 @@
 
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 not installed"
 
-tap_plan 19
+tap_plan 21
 
 tap_tmpdir T
 agent_env "$T"
@@ -128,6 +128,43 @@ tap_check "woken by the deadline: the record is EXPIRED" test "$(state)" = EXPIR
 tap_check "the hook ran once for the expiry" \
     test "$(grep -c '^expired c-0000000000000001$' "$T/events" 2>/dev/null)" = 1
 tap_check "and it rests again" wait_comm "$pid" p11enrolld-rest
+
+# the configuration edited into an error while it rests: the call that
+# wakes it fails, the agent stops as it would not start, taking its
+# socket; the journal is as it was
+cp "$P11ENROLL_CONF" "$T/good.conf"
+printf '[agent]\nrest-after = soon\n' >"$P11ENROLL_CONF"
+ls -l "$ST/credentials" >"$T/journal.before"
+# (the command itself refuses the bad file: a raw call wakes the agent)
+python3 - "$XDG_RUNTIME_DIR/p11enroll/agent.sock" >"$T/badconf.out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(b'{"method":"GetInfo"}\0')
+try:
+    print("answered" if s.recv(65536) else "closed")
+except OSError as e:
+    print("closed", e)
+PY
+cat "$T/badconf.out" >&2
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+tap_check "a bad configuration at the wake: no answer, the agent is gone" \
+    sh -c "grep -q '^closed' '$T/badconf.out' && ! kill -0 $pid 2>/dev/null &&
+     test ! -e '$XDG_RUNTIME_DIR/p11enroll/agent.sock'"
+ls -l "$ST/credentials" >"$T/journal.after"
+tap_check "... its log says why, and the journal is untouched" sh -c \
+    "grep -q 'rest-after' '$XDG_RUNTIME_DIR/p11enroll/agent.log' &&
+     grep -q 'not starting' '$XDG_RUNTIME_DIR/p11enroll/agent.log' &&
+     cmp -s '$T/journal.before' '$T/journal.after'"
+cp "$T/good.conf" "$P11ENROLL_CONF"
+"$P11ENROLL" --json status >"$T/s4.json" 2>&1
+pid=$(sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p' "$T/s4.json" | head -n 1)
+wait_comm "$pid" p11enrolld-rest
 
 agent_kill "$pid"
 tap_check "SIGTERM stops it at rest and removes the socket" sh -c \

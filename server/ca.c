@@ -695,8 +695,8 @@ set_pubkey(X509 *x, X509_REQ *req)
 	return true;
 }
 
-static const EVP_MD *
-sign_md(EVP_PKEY *key)
+const EVP_MD *
+p11e_ca_sign_md(EVP_PKEY *key)
 {
 	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
 	    EVP_PKEY_get_bits(key) >= 384)
@@ -820,7 +820,7 @@ p11e_ca_issue(struct p11e_ca *ca, X509_REQ *req,
 		    EVP_MD_CTX_copy_ex(mctx, ca->sign_tmpl) != 1 ||
 		    X509_sign_ctx(x, mctx) <= 0)
 			goto out;
-	} else if (X509_sign(x, ca->key, sign_md(ca->key)) <= 0) {
+	} else if (X509_sign(x, ca->key, p11e_ca_sign_md(ca->key)) <= 0) {
 		goto out;
 	}
 	if ((len = i2d_X509(x, &der)) <= 0)
@@ -1047,7 +1047,7 @@ p11e_ca_crl(struct p11e_ca *ca, const struct p11e_ca_crl_entry *entries,
 	    ASN1_INTEGER_set(num, crl_number) != 1 ||
 	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1 ||
 	    X509_CRL_sort(crl) != 1 ||
-	    X509_CRL_sign(crl, ca->key, sign_md(ca->key)) <= 0 ||
+	    X509_CRL_sign(crl, ca->key, p11e_ca_sign_md(ca->key)) <= 0 ||
 	    (len = i2d_X509_CRL(crl, &der)) <= 0)
 		goto out;
 	err = p11e_buf_append(out, der, (size_t)len);
@@ -1281,8 +1281,8 @@ p11e_ca_load(const char *cert_path, const char *key_path, const char *key_uri,
 	ERR_clear_error();
 	if (ca->evp == NULL &&
 	    ((ca->sign_tmpl = EVP_MD_CTX_new()) == NULL ||
-		EVP_DigestSignInit(ca->sign_tmpl, NULL, sign_md(ca->key), NULL,
-		    ca->key) != 1)) {
+		EVP_DigestSignInit(ca->sign_tmpl, NULL,
+		    p11e_ca_sign_md(ca->key), NULL, ca->key) != 1)) {
 		EVP_MD_CTX_free(ca->sign_tmpl);
 		ca->sign_tmpl = NULL;
 		ERR_clear_error();

@@ -192,6 +192,12 @@ enum p11e_err p11e_ca_spki_sha256(EVP_PKEY *pkey, unsigned char out[32]);
  */
 enum p11e_err p11e_ca_req_spki_sha256(X509_REQ *req, unsigned char out[32]);
 
+/*
+ * The digest of signatures by key: SHA-384 for EC keys of 384 bits or
+ * more, SHA-256 otherwise.
+ */
+const EVP_MD *p11e_ca_sign_md(EVP_PKEY *key);
+
 /* Drains the OpenSSL error queue into the log, prefixed with what. */
 void p11e_ca_log_ossl(const char *what);
 

@@ -155,15 +155,6 @@ add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok == 1 ? P11E_OK : P11E_ERR_CRYPTO;
 }
 
-static const EVP_MD *
-md_for(EVP_PKEY *key)
-{
-	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
-	    EVP_PKEY_get_bits(key) >= 384)
-		return EVP_sha384();
-	return EVP_sha256();
-}
-
 /*
  * A certificate for pub: a CA (self-signed when issuer is NULL) that may
  * have pathlen CAs below it, or (pathlen < 0) a TLS server leaf with the
@@ -229,7 +220,7 @@ make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *issuer_key,
 		 "keyid:always")) != P11E_OK)
 		goto out;
 	err = P11E_ERR_CRYPTO;
-	if (X509_sign(x, issuer_key, md_for(issuer_key)) <= 0)
+	if (X509_sign(x, issuer_key, p11e_ca_sign_md(issuer_key)) <= 0)
 		goto out;
 	*out = x;
 	x = NULL; /* transferred */

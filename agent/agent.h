@@ -53,6 +53,9 @@ struct p11e_agent {
 enum p11e_err
 p11e_agent_resume_parse(struct p11e_agent *agent, const char *spec);
 
+/* The monotonic clock in milliseconds (timeouts, never dates). */
+long long p11e_agent_mono_ms(void);
+
 /*
  * Handles one request frame (len bytes, no NUL) and appends exactly one
  * reply frame (with its NUL) to reply, which must be empty.  Never fails to answer: a bad

@@ -367,10 +367,7 @@ static struct {
 static time_t
 mono_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(p11e_agent_mono_ms() / 1000);
 }
 
 void

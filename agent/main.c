@@ -105,7 +105,7 @@ main(int argc, char **argv)
 	struct p11e_agent agent;
 	enum p11e_err err;
 	const char *conf_path = NULL, *state;
-	int c, verbose = 0, lockfd = -1;
+	int c, verbose = 0;
 
 	p11e_log_init("p11enrolld");
 	p11e_i18n_init("p11enroll");
@@ -190,9 +190,8 @@ main(int argc, char **argv)
 	if ((err = p11e_private_dir_ensure(agent.runtime_dir)) != P11E_OK ||
 	    (err = p11e_private_dir_ensure(agent.state_dir)) != P11E_OK)
 		goto out;
-	if ((lockfd = take_lock(&agent, &err)) < 0)
+	if ((agent.lock_fd = take_lock(&agent, &err)) < 0)
 		goto out;
-	agent.lock_fd = lockfd;
 	if (agent.started == 0)
 		agent.started = time(NULL);
 	agent.rest_after = (unsigned int)p11e_conf_get_u64(
@@ -208,9 +207,7 @@ out:
 	    p11e_rundir_path(agent.socket_path, sizeof(agent.socket_path),
 		"agent.sock") == P11E_OK)
 		(void)unlink(agent.socket_path);
-	if (lockfd >= 0)
-		close(lockfd);
-	else if (agent.lock_fd >= 0)
+	if (agent.lock_fd >= 0)
 		close(agent.lock_fd);
 	p11e_conf_free(agent.conf);
 	return err == P11E_OK ? 0 : 1;

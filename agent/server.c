@@ -461,8 +461,8 @@ can_rest(const struct p11e_agent *agent, time_t deadline)
 	int i;
 
 	if (agent->rest_after == 0 || agent->reschedule ||
-	    agent->sched_skew != p11e_http_skew() || agent->token_waiting > 0 ||
-	    p11e_pinentry_busy() || p11e_agent_admin_busy())
+	    agent->token_waiting > 0 || p11e_pinentry_busy() ||
+	    p11e_agent_admin_busy())
 		return false;
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		if (clients[i].fd >= 0)
@@ -499,7 +499,7 @@ set_cloexec(int fd, bool on)
 static void
 rest(struct p11e_agent *agent, int lfd, time_t deadline)
 {
-	char self[4096], sock[4200], num[4][32], resume[192];
+	char self[4096], sock[4200], num[2][32], resume[192];
 	const char *prog = rest_program();
 	char *argv[64];
 	size_t n = 0, i;
@@ -569,8 +569,8 @@ never:
 	agent->rest_after = 0;
 }
 
-static long long
-mono_ms(void)
+long long
+p11e_agent_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -617,7 +617,8 @@ p11e_agent_serve(struct p11e_agent *agent)
 	uint64_t ticks;
 	time_t deadline = 0;
 	int lfd, sfd, tfd, ufd = -1, i, n, timeout;
-	long long active = mono_ms(); /* the last event, for resting */
+	long long active =
+	    p11e_agent_mono_ms(); /* the last event, for resting */
 	enum p11e_err err = P11E_OK;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -705,7 +706,8 @@ p11e_agent_serve(struct p11e_agent *agent)
 		timeout = p11e_pinentry_timeout_ms();
 		if (can_rest(agent, deadline)) {
 			long long left = active +
-			    (long long)agent->rest_after * 1000 - mono_ms();
+			    (long long)agent->rest_after * 1000 -
+			    p11e_agent_mono_ms();
 
 			if (left <= 0) {
 				rest(agent, lfd, deadline);
@@ -716,7 +718,7 @@ p11e_agent_serve(struct p11e_agent *agent)
 		}
 		n = poll(pfd, 5 + MAX_CLIENTS, timeout);
 		if (n > 0)
-			active = mono_ms();
+			active = p11e_agent_mono_ms();
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -62,23 +62,15 @@ server-pin = $SPIN
 EOF2
 
 # config check knows the new keys, and says file:line for a bad value
-out=$("$P11ENROLL" config check 2>&1)
-rc=$?
-tap_check "config check: the new keys are valid" sh -c "test $rc = 0 &&
-    printf '%s' '$out' | grep -q '\[notify\] hook = $T/hook' &&
-    printf '%s' '$out' | grep -q '\[agent\] clock-skew-limit = 3650d'"
+tap_check "config check: the new keys are valid" conf_check 0 \
+    "\[notify\] hook = $T/hook" "\[agent\] clock-skew-limit = 3650d"
 cp "$P11ENROLL_CONF" "$T/saved.conf"
 printf '%s\n' "[notify]" "desktop = perhaps" "[agent]" \
     "clock-skew-limit = 0" >>"$P11ENROLL_CONF"
 cp "$P11ENROLL_CONF" "$T/bad.conf"
-out=$("$P11ENROLL" config check 2>&1)
-rc=$?
-printf '%s\n' "$out" >&2
-tap_check "a bad value of each: file:line, the key, 2 problems" sh -c \
-    "test $rc = 1 &&
-    printf '%s' '$out' | grep -q '$P11ENROLL_CONF:11: .*desktop' &&
-    printf '%s' '$out' | grep -q '$P11ENROLL_CONF:13: .*clock-skew-limit' &&
-    printf '%s' '$out' | grep -q '2 problems'"
+tap_check "a bad value of each: file:line, the key, 2 problems" conf_check 1 \
+    "$P11ENROLL_CONF:11: .*desktop" "$P11ENROLL_CONF:13: .*clock-skew-limit" \
+    "2 problems"
 tap_check "and nothing changed: the file as it was, no agent started" sh -c \
     "cmp -s '$P11ENROLL_CONF' '$T/bad.conf' &&
     test ! -e '$XDG_RUNTIME_DIR/p11enroll/agent.sock'"

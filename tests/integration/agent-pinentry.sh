@@ -91,23 +91,15 @@ server-pin = $SPIN
 EOF
 
 # config check: the keys known; a bad value of each as file:line
-out=$("$P11ENROLL" config check 2>&1)
-rc=$?
-tap_check "config check: the pinentry keys are valid" sh -c "test $rc = 0 &&
-    printf '%s' '$out' | grep -q '\[agent\] pinentry = $PINENTRY' &&
-    printf '%s' '$out' | grep -q '\[agent\] pinentry-tty = $TTY'"
+tap_check "config check: the pinentry keys are valid" conf_check 0 \
+    "\[agent\] pinentry = $PINENTRY" "\[agent\] pinentry-tty = $TTY"
 cp "$P11ENROLL_CONF" "$T/saved.conf"
 printf '%s\n' "[agent]" "pinentry = maybe" "pinentry-tty = pts/7" \
     "pinentry-timeout = 2" >"$P11ENROLL_CONF"
-out=$("$P11ENROLL" config check 2>&1)
-rc=$?
-printf '%s\n' "$out" >&2
-tap_check "a bad pinentry, pinentry-tty, pinentry-timeout: file:line each" sh -c \
-    "test $rc = 1 &&
-    printf '%s' '$out' | grep -q '$P11ENROLL_CONF:2: .*pinentry.*auto, no or an absolute path' &&
-    printf '%s' '$out' | grep -q '$P11ENROLL_CONF:3: .*pinentry-tty.*absolute path' &&
-    printf '%s' '$out' | grep -q '$P11ENROLL_CONF:4: .*pinentry-timeout' &&
-    printf '%s' '$out' | grep -q '3 problems'"
+tap_check "a bad pinentry, pinentry-tty, pinentry-timeout: file:line each" \
+    conf_check 1 "$P11ENROLL_CONF:2: .*pinentry.*auto, no or an absolute path" \
+    "$P11ENROLL_CONF:3: .*pinentry-tty.*absolute path" \
+    "$P11ENROLL_CONF:4: .*pinentry-timeout" "3 problems"
 cp "$T/saved.conf" "$P11ENROLL_CONF"
 
 # five credentials; C2 on the second token (enrolled with its PIN)

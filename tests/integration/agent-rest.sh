@@ -14,7 +14,7 @@
 
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 not installed"
 
-tap_plan 21
+tap_plan 23
 
 tap_tmpdir T
 agent_env "$T"
@@ -134,6 +134,8 @@ tap_check "and it rests again" wait_comm "$pid" p11enrolld-rest
 # socket; the journal is as it was
 cp "$P11ENROLL_CONF" "$T/good.conf"
 printf '[agent]\nrest-after = soon\n' >"$P11ENROLL_CONF"
+tap_check "config check names the bad rest-after as file:line" conf_check 1 \
+    "$P11ENROLL_CONF:2: bad value for 'rest-after': expected a duration"
 ls -l "$ST/credentials" >"$T/journal.before"
 # (the command itself refuses the bad file: a raw call wakes the agent)
 python3 - "$XDG_RUNTIME_DIR/p11enroll/agent.sock" >"$T/badconf.out" 2>&1 <<'PY'
@@ -173,11 +175,14 @@ tap_check "SIGTERM stops it at rest and removes the socket" sh -c \
 
 # rest-after = 0: never
 printf '[agent]\nrest-after = 0\n' >"$P11ENROLL_CONF"
-"$P11ENROLL" --json status >"$T/s3.json" 2>&1
+# (started by a command holding a descriptor it does not pass on)
+"$P11ENROLL" --json status >"$T/s3.json" 2>&1 9>"$T/leak"
 pid=$(sed -n 's/^ *"pid": \([0-9]*\),*$/\1/p' "$T/s3.json" | head -n 1)
 sleep 3
 tap_check "rest-after = 0: still the agent after 3 s" \
     test "$(comm "$pid")" = p11enrolld
+tap_check "the agent the command started has none of the command's descriptors" \
+    sh -c "! ls -l /proc/$pid/fd | grep -q '$T/leak'"
 
 # --resume is the agent's own: a bad one is refused, nothing changes
 ls -l "$XDG_RUNTIME_DIR/p11enroll" "$ST" >"$T/before"

@@ -7,7 +7,9 @@
 # releases them first, so a token made meanwhile is listed (a fresh
 # C_Initialize is what shows SoftHSM2 a new token), and --resume
 # finishes on fresh modules; with no call at all they are released after
-# P11E_MODULES_KEEP (30) seconds by the agent itself.
+# P11E_MODULES_KEEP (30) seconds by the agent itself, or sooner when it
+# rests ([agent] rest-after): finalized, nothing of theirs carried into
+# p11enrolld-rest.
 
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/softhsm.sh"
@@ -21,7 +23,7 @@ done
 "$RA" --help 2>/dev/null | grep -q '^  serve' ||
     tap_skip_all "p11enroll-ra serve not built"
 
-tap_plan 9
+tap_plan 11
 
 tap_tmpdir T
 agent_env "$T"
@@ -29,7 +31,8 @@ PIN='Pin-Kept-3c9e1a'
 softhsm_setup p11e-kept "$PIN" >&2 || tap_bail "cannot create a SoftHSM2 token"
 unset SOFTHSM_PIN SOFTHSM_SO_PIN
 en_ra_start || { cat "$T/ra.log" >&2; tap_bail "p11enroll-ra serve did not start"; }
-en_user K0001 && en_user K0002 && en_user K0003 || tap_bail "user add failed"
+en_user K0001 && en_user K0002 && en_user K0003 && en_user K0004 ||
+    tap_bail "user add failed"
 TOK=pkcs11:token=p11e-kept
 LOG=$XDG_RUNTIME_DIR/p11enroll/agent.log
 # the agent logs what it does with the modules
@@ -89,3 +92,23 @@ done
 tap_check "with no call they are released after their time (${i}00 ms)" \
     grep -q "modules kept for $c3 released" "$LOG"
 tap_check "not before it (25 s at least)" test $i -ge 250
+
+# a rest comes before their time: they are finalized first, and the
+# resting agent holds none of their descriptors
+agent_stop
+printf '[agent]\nrest-after = 1s\n' >"$P11ENROLL_CONF"
+P11ENROLL_DEBUG=pkcs11 "$P11ENROLL" status >/dev/null 2>&1
+apid=$(agent_pid)
+c4=$(key_only K0004)
+i=0
+until [ "$(cat "/proc/$apid/comm" 2>/dev/null)" = p11enrolld-rest ] ||
+    [ $i -ge 200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+tap_check "the agent rests ${i}00 ms after the key, releasing the modules first" sh -c \
+    "test -n '$c4' && test '$(cat "/proc/$apid/comm" 2>/dev/null)' = p11enrolld-rest &&
+     grep -q 'modules kept for $c4 released' '$LOG'"
+# 0, 1, 2, the socket, the lock and the rest's own signalfd and timerfd
+tap_check "... holding no descriptor of theirs" \
+    test "$(ls "/proc/$apid/fd" | wc -l)" = 7

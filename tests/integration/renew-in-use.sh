@@ -51,37 +51,19 @@ cred_ra_restart "[policy]" "validity = 3600" "renew-before = 30" \
 browser_nginx_start "$T/nginx" "$D/tls.crt" "$D/tls.key" "$D/ca.crt" ||
     tap_bail "nginx did not start: $(cat "$T/nginx/stderr" "$T/nginx/error.log" 2>/dev/null)"
 
-# pem SERIAL: the certificate the RA issued with SERIAL (public), PEM
-pem()
-{
-	sqlite3 "$D/ra.db" "SELECT hex(der) FROM certificates WHERE upper(serial) = upper('$1')" |
-	    python3 -c '
-import base64, binascii, sys
-d = base64.encodebytes(binascii.unhexlify(sys.stdin.read().strip())).decode()
-sys.stdout.write("-----BEGIN CERTIFICATE-----\n" + d + "-----END CERTIFICATE-----\n")'
-}
-# client ID CERT: openssl s_client with the token's key ID and CERT, the
-# PIN on a descriptor of its own; reads the requests on stdin
+# client ID CERT: a connection with the token's key ID and CERT; the
+# requests on stdin, the answers on stdout
 client()
 {
-	pct=$(printf '%s' "$1" | sed 's/../%&/g')
-	printf '%s\n' "$PIN" | {
-		exec 4<&0
-		timeout 120 openssl s_client -quiet \
-		    -connect "127.0.0.1:$NGINX_PORT" -CAfile "$D/server-ca.crt" \
-		    -verify_return_error -engine pkcs11 -keyform engine \
-		    -key "pkcs11:token=p11e-inuse;id=$pct;type=private" \
-		    -cert "$2" -pass fd:4 <&3 2>>"$T/s_client.err"
-	}
+	browser_tls_client p11e-inuse "$1" "$2" "$PIN" "$D/server-ca.crt" \
+	    2>>"$T/s_client.err"
 }
 GET='GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
 # login ID CERT: one new connection, one request; the HTTP status
 login()
 {
-	printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' | {
-		exec 3<&0
-		client "$1" "$2"
-	} >"$T/page.txt"
+	printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' | client "$1" "$2" \
+	    >"$T/page.txt"
 	sed -n '1s/^HTTP\/1\.[01] \([0-9][0-9][0-9]\).*/\1/p' "$T/page.txt"
 }
 # wait_for FILE PATTERN COUNT: until FILE has COUNT lines matching (30 s)
@@ -95,10 +77,10 @@ wait_for()
 	[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ]
 }
 
-pem "$SER1" >"$T/old.pem"
+browser_ra_cert_pem "$D/ra.db" "$SER1" >"$T/old.pem"
 # the long connection: requests through a FIFO, answers into conn.out
 mkfifo "$T/in"
-{ client "$ID1" "$T/old.pem" 3<"$T/in" >"$T/conn.out"; } &
+client "$ID1" "$T/old.pem" <"$T/in" >"$T/conn.out" &
 conn=$!
 tap_at_exit "kill $conn 2>/dev/null"
 exec 5>"$T/in"
@@ -127,7 +109,7 @@ kill $conn 2>/dev/null
 
 tap_check "a new connection with the old pair in the grace period: 200" \
     test "$(login "$ID1" "$T/old.pem")" = 200
-pem "$SER2" >"$T/new.pem"
+browser_ra_cert_pem "$D/ra.db" "$SER2" >"$T/new.pem"
 code=$(login "$ID2" "$T/new.pem")
 tap_check "the new pair logs in (200, the new serial)" sh -c \
     "test '$code' = 200 && grep -qi '$SER2' '$T/page.txt'"

@@ -8,6 +8,9 @@
 #   agent_pid         pid of the running agent (from its lock holder), or ""
 #   agent_stop        stops the agent of the current environment, if any
 #   agent_kill PID    SIGTERM to PID and a bounded wait for it to go
+#   conf_check RC PATTERN...
+#                     p11enroll config check exits RC and its output
+#                     (copied to stderr) matches each PATTERN (grep)
 #   P11ENROLL, P11ENROLLD   the programs
 
 P11ENROLL=$top_builddir/cli/p11enroll
@@ -59,5 +62,18 @@ agent_kill()
 	while kill -0 "$1" 2>/dev/null && [ $ak -lt 100 ]; do
 		sleep 0.05
 		ak=$((ak + 1))
+	done
+}
+
+conf_check()
+{
+	cc_rc=$1
+	shift
+	cc_out=$("$P11ENROLL" config check 2>&1)
+	cc_got=$?
+	printf '%s\n' "$cc_out" >&2
+	[ "$cc_got" = "$cc_rc" ] || return 1
+	for cc_p in "$@"; do
+		printf '%s\n' "$cc_out" | grep -q -- "$cc_p" || return 1
 	done
 }

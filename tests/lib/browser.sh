@@ -51,6 +51,15 @@
 #                        the service "ra" (token URI with the PIN file;
 #                        each CONF one more line of the service); sets
 #                        CRED, or returns 1 with the output on stderr
+#   browser_ra_cert_pem DB SERIAL
+#                        the certificate the RA (database DB) issued
+#                        with SERIAL, PEM (public: no token needed)
+#   browser_tls_client TOKEN ID CERT PIN CAFILE
+#                        openssl s_client to nginx ($NGINX_PORT) with
+#                        the key ID (hex) on the token labelled TOKEN
+#                        (libp11's engine) and the certificate CERT, the
+#                        PIN on a descriptor of its own; the requests on
+#                        stdin, the answers on stdout (120 s at most)
 #   browser_chromium_prefs FILE ORIGIN ISSUER_CN
 #                        writes a Chromium Default/Preferences that
 #                        selects the client certificate issued by
@@ -111,6 +120,29 @@ browser_require()
 	    test -x "$P11ENROLLD" || tap_skip_all \
 	    "uid 65534 cannot run $P11ENROLLD (build directory mode)"
 }
+
+browser_ra_cert_pem()
+{
+	sqlite3 "$1" "SELECT hex(der) FROM certificates WHERE upper(serial) = upper('$2')" |
+	    python3 -c '
+import base64, binascii, sys
+d = base64.encodebytes(binascii.unhexlify(sys.stdin.read().strip())).decode()
+sys.stdout.write("-----BEGIN CERTIFICATE-----\n" + d + "-----END CERTIFICATE-----\n")'
+}
+
+browser_tls_client()
+(
+	pct=$(printf '%s' "$2" | sed 's/../%&/g')
+	exec 3<&0
+	printf '%s\n' "$4" | {
+		exec 4<&0
+		timeout 120 openssl s_client -quiet \
+		    -connect "127.0.0.1:$NGINX_PORT" -CAfile "$5" \
+		    -verify_return_error -engine pkcs11 -keyform engine \
+		    -key "pkcs11:token=$1;id=$pct;type=private" \
+		    -cert "$3" -pass fd:4 <&3
+	}
+)
 
 browser_free_port()
 {

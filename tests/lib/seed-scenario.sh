@@ -239,23 +239,10 @@ user_enroll()
 # HTTP status on stdout (000: no answer)
 nginx_login()
 {
-	sqlite3 "$D/ra.db" "SELECT hex(der) FROM certificates WHERE upper(serial) = upper('$2')" |
-	    python3 -c '
-import base64, binascii, sys
-d = base64.encodebytes(binascii.unhexlify(sys.stdin.read().strip())).decode()
-sys.stdout.write("-----BEGIN CERTIFICATE-----\n" + d + "-----END CERTIFICATE-----\n")' \
-	    >"$W/login.pem"
-	pct=$(printf '%s' "$1" | sed 's/../%&/g')
-	printf '%s\n' "$USER_TPIN" | {
-		exec 4<&0
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' |
-		    timeout 20 openssl s_client -quiet \
-		    -connect "127.0.0.1:$NGINX_PORT" -CAfile "$D/server-ca.crt" \
-		    -verify_return_error -engine pkcs11 -keyform engine \
-		    -key "pkcs11:token=demo-user;id=$pct;type=private" \
-		    -cert "$W/login.pem" -pass fd:4 \
-		    >"$W/page.txt" 2>>"$W/s_client.err"
-	}
+	browser_ra_cert_pem "$D/ra.db" "$2" >"$W/login.pem"
+	printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' |
+	    browser_tls_client demo-user "$1" "$W/login.pem" "$USER_TPIN" \
+	    "$D/server-ca.crt" >"$W/page.txt" 2>>"$W/s_client.err"
 	code=$(sed -n '1s/^HTTP\/1\.[01] \([0-9][0-9][0-9]\).*/\1/p' "$W/page.txt")
 	echo "${code:-000}"
 }
